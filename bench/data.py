@@ -1,0 +1,307 @@
+"""Datasets as in-memory tensors: MNIST, Fashion-MNIST, SVHN, CIFAR-10 and CIFAR-100.
+
+Every dataset is read through torchvision's own dataset class (its on-disk format, its parser)
+and held as one float tensor of images in [0, 1], N×C×H×W, with no normalisation baked in:
+each model carries its own normalisation layer (:mod:`bench.models`), so every eps in this
+project is in pixel units of [0, 1] images.
+
+Splits follow the paper (Section 4, Table 6): the training set is cut 8:2 into ``train`` and
+``val`` by a seeded permutation (48,000/12,000 for MNIST; 58,606/14,651 for SVHN;
+40,000/10,000 for CIFAR); ``test`` is the dataset's own test set.
+
+Fashion-MNIST is the offline default: with no copy under the data root, it is taken from the
+files that the Debian package ``dataset-fashion-mnist`` installs.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import datasets as tvd
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DATASETS",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "Split",
+    "default_root",
+    "load_split",
+    "split_indices",
+    "stratified_subset",
+]
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+SPLITS = ("train", "val", "test")
+TRAIN_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset: shape, classes, normalisation statistics."""
+
+    name: str
+    title: str
+    channels: int
+    image_size: int
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    fetch_hint: str
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+
+def _fetch(name: str) -> str:
+    return f"python -m bench data fetch {name} --root <data root>   (on a machine with network)"
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("mnist", "MNIST", 1, 28, 10, (0.1307,), (0.3081,), _fetch("mnist")),
+        DatasetInfo(
+            "fashion_mnist", "Fashion-MNIST", 1, 28, 10, (0.2860,), (0.3530,),
+            "apt-get install dataset-fashion-mnist   (or: " + _fetch("fashion_mnist") + ")",
+        ),
+        DatasetInfo(
+            "svhn", "SVHN", 3, 32, 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970),
+            _fetch("svhn"),
+        ),
+        DatasetInfo(
+            "cifar10", "CIFAR-10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+            _fetch("cifar10"),
+        ),
+        DatasetInfo(
+            "cifar100", "CIFAR-100", 3, 32, 100, (0.5071, 0.4865, 0.4409),
+            (0.2673, 0.2564, 0.2762), _fetch("cifar100"),
+        ),
+    )
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is neither on disk nor downloadable; the message says where and how to get it."""
+
+    def __init__(self, name: str, path: Path, hint: str, cause: BaseException | None = None):
+        msg = (
+            f"dataset '{name}' not found under {path} and it could not be downloaded"
+            + (f" ({type(cause).__name__}: {cause})" if cause else "")
+            + f".\nGet it with: {hint}"
+        )
+        super().__init__(msg)
+        self.name, self.path = name, path
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of ``name``; an unknown name lists the known ones."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}") from None
+
+
+def default_root() -> Path:
+    """The data root: ``$BENCH_DATA`` if set, else ``./data``."""
+    return Path(os.environ.get("BENCH_DATA", "data"))
+
+
+@dataclass
+class Split:
+    """One split of a dataset held in memory: ``images`` float N×C×H×W in [0,1], ``labels`` long N."""
+
+    info: DatasetInfo
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.info, self.name, self.images.to(device), self.labels.to(device))
+
+    def batches(
+        self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(images, labels)`` batches as tensor slices (a seeded permutation if shuffled)."""
+        n = len(self)
+        if shuffle:
+            order = torch.randperm(n, generator=generator).to(self.labels.device)
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                yield self.images[idx], self.labels[idx]
+        else:
+            for start in range(0, n, batch_size):
+                yield self.images[start : start + batch_size], self.labels[start : start + batch_size]
+
+
+# --- reading through torchvision -------------------------------------------------------------
+
+
+def _without_checksums(cls: type) -> type:
+    """A subclass of a torchvision dataset class that checks files exist but not their MD5.
+
+    Used for files that are not the official release (the tests' tiny files in the real format).
+    """
+    attrs: dict = {}
+    for key in ("train_list", "test_list"):
+        if hasattr(cls, key):
+            attrs[key] = [[fname, None] for fname, _ in getattr(cls, key)]
+    if hasattr(cls, "meta"):
+        attrs["meta"] = {**cls.meta, "md5": None}
+    if hasattr(cls, "split_list"):
+        attrs["split_list"] = {k: [url, fname, None] for k, (url, fname, _) in cls.split_list.items()}
+    return type(cls.__name__ + "Unverified", (cls,), attrs)
+
+
+_TV_CLASSES = {
+    "mnist": tvd.MNIST,
+    "fashion_mnist": tvd.FashionMNIST,
+    "svhn": tvd.SVHN,
+    "cifar10": tvd.CIFAR10,
+    "cifar100": tvd.CIFAR100,
+}
+
+
+def _tv_dataset(name: str, root: Path, train: bool, download: bool, verify: bool):
+    cls = _TV_CLASSES[name]
+    if not verify:
+        cls = _without_checksums(cls)
+    if name == "svhn":
+        return cls(str(root / "svhn"), split="train" if train else "test", download=download)
+    return cls(str(root), train=train, download=download)
+
+
+def _to_tensors(name: str, ds) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images N×C×H×W and long labels from a torchvision dataset's in-memory arrays."""
+    if name in ("mnist", "fashion_mnist"):
+        images = torch.as_tensor(ds.data).unsqueeze(1)
+        labels = torch.as_tensor(ds.targets)
+    elif name == "svhn":  # stored N×C×H×W already, labels 0..9 after torchvision's 10 -> 0
+        images = torch.from_numpy(np.ascontiguousarray(ds.data))
+        labels = torch.as_tensor(ds.labels)
+    else:  # CIFAR: N×H×W×C
+        images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)
+        labels = torch.as_tensor(ds.targets)
+    return images.contiguous(), labels.long()
+
+
+def _stage_debian_fashion_mnist(root: Path) -> bool:
+    """Copy the Debian package's Fashion-MNIST into torchvision's layout under ``root``.
+
+    Returns True if the files are in place afterwards. Writes each file atomically.
+    """
+    raw = root / "FashionMNIST" / "raw"
+    names = [
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+    ]
+    if all((raw / n).exists() for n in names):
+        return True
+    if not all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
+        return False
+    raw.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        target = raw / n
+        if target.exists():
+            continue
+        tmp = target.with_suffix(".tmp")
+        with gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        tmp.replace(target)
+    log.info("staged Fashion-MNIST from %s into %s", DEBIAN_FASHION_MNIST, raw)
+    return True
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _read_raw(
+    name: str, root: Path, train: bool, download: bool, verify: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    info = dataset_info(name)
+    if name == "fashion_mnist":
+        _stage_debian_fashion_mnist(root)
+    try:
+        ds = _tv_dataset(name, root, train, download=False, verify=verify)
+    except RuntimeError as missing:
+        if not download:
+            raise DatasetNotFoundError(name, root, info.fetch_hint, missing) from None
+        try:
+            with _socket_timeout(30):
+                ds = _tv_dataset(name, root, train, download=True, verify=verify)
+        except Exception as exc:  # network refused, timed out, corrupted download
+            raise DatasetNotFoundError(name, root, info.fetch_hint, exc) from None
+    return _to_tensors(name, ds)
+
+
+# --- splits and subsets ----------------------------------------------------------------------
+
+
+def split_indices(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's 8:2 train/validation cut of ``n`` training images, by a seeded permutation."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_train = int(round(TRAIN_FRACTION * n))
+    return perm[:n_train], perm[n_train:]
+
+
+def stratified_subset(labels: torch.Tensor, per_class: int) -> torch.Tensor:
+    """Indices of the first ``per_class`` examples of each class, in their original order."""
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order]
+    first = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+    rank = torch.arange(len(labels)) - first
+    return torch.sort(order[rank < per_class]).values
+
+
+def load_split(
+    name: str,
+    split: str,
+    root: str | Path | None = None,
+    *,
+    subset_per_class: int | None = None,
+    seed: int = 0,
+    download: bool = True,
+    verify_checksums: bool = True,
+) -> Split:
+    """Load one split (``train``, ``val`` or ``test``) of dataset ``name`` as float tensors.
+
+    ``subset_per_class`` keeps the first k examples per class of that split (deterministic,
+    stratified) for quick runs. ``seed`` fixes the 8:2 train/validation cut.
+    ``verify_checksums=False`` accepts files that are not the official release (tests).
+    """
+    info = dataset_info(name)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
+    root = Path(root) if root is not None else default_root()
+    images, labels = _read_raw(name, root, split != "test", download, verify_checksums)
+    if split != "test":
+        train_idx, val_idx = split_indices(len(labels), seed)
+        idx = train_idx if split == "train" else val_idx
+        images, labels = images[idx], labels[idx]
+    if subset_per_class is not None:
+        keep = stratified_subset(labels, subset_per_class)
+        images, labels = images[keep], labels[keep]
+    return Split(info, split, images.float().div_(255.0), labels)

@@ -1,0 +1,121 @@
+"""auto_LiRPA 0.3 on current torch and numpy, and sound logit bounds through it.
+
+auto-LiRPA 0.3 (Xu et al. 2020) is the only release on the package index. It was written for
+torch < 1.13 and numpy < 2; four small incompatibilities stop it on torch 2.14 / numpy 2:
+
+1. ``numpy.lib.arraysetops`` is gone (numpy 2): an alias module exposing ``isin`` suffices.
+2. ``torch.onnx.symbolic_helper._set_opset_version`` is gone: set
+   ``GLOBALS.export_onnx_opset_version`` of the TorchScript exporter instead.
+3. ``torch._C.Node`` is no longer subscriptable (``node[key]``): route it to
+   ``torch.onnx.symbolic_helper._node_get``.
+4. ``BoundedModule._named_members`` lacks the ``remove_duplicate`` argument that
+   ``nn.Module.parameters()`` now passes.
+
+:func:`auto_lirpa` applies the patches once, then imports and returns the ``auto_LiRPA``
+module. Always import auto_LiRPA through it.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import types
+import warnings
+from typing import Literal
+
+import numpy as np
+import torch
+
+__all__ = ["auto_lirpa", "bounded_model", "logit_bounds"]
+
+
+def _patch_numpy() -> None:
+    if "numpy.lib.arraysetops" not in sys.modules:
+        alias = types.ModuleType("numpy.lib.arraysetops")
+        alias.isin = np.isin  # type: ignore[attr-defined]
+        sys.modules["numpy.lib.arraysetops"] = alias
+
+
+def _patch_torch_onnx() -> None:
+    import torch.onnx.symbolic_helper as symbolic_helper
+
+    if not hasattr(symbolic_helper, "_set_opset_version"):
+        from torch.onnx._internal.torchscript_exporter._globals import GLOBALS
+
+        def _set_opset_version(opset_version: int) -> None:
+            GLOBALS.export_onnx_opset_version = opset_version
+
+        symbolic_helper._set_opset_version = _set_opset_version  # type: ignore[attr-defined]
+
+    if not hasattr(torch._C.Node, "__getitem__"):
+        torch._C.Node.__getitem__ = lambda node, key: symbolic_helper._node_get(node, key)
+
+
+def _patch_named_members(auto_LiRPA: types.ModuleType) -> None:
+    from auto_LiRPA.bound_general import BoundedModule
+    from auto_LiRPA.bound_multi_gpu import BoundDataParallel
+
+    for cls in (BoundedModule, BoundDataParallel):
+        original = cls._named_members
+        if getattr(original, "_bench_patched", False):
+            continue
+
+        def _named_members(self, get_members_fn, prefix="", recurse=True,
+                           remove_duplicate=True, _original=original):
+            # auto_LiRPA's own version always removes duplicates.
+            return _original(self, get_members_fn, prefix, recurse)
+
+        _named_members._bench_patched = True  # type: ignore[attr-defined]
+        cls._named_members = _named_members
+
+
+@functools.cache
+def auto_lirpa() -> types.ModuleType:
+    """Return the ``auto_LiRPA`` module, patched for torch 2.14 and numpy 2 (see module doc)."""
+    _patch_numpy()
+    _patch_torch_onnx()
+    with warnings.catch_warnings():
+        # auto_LiRPA scripts a helper with torch.jit.script at import, deprecated in torch 2.14.
+        warnings.simplefilter("ignore", FutureWarning)
+        import auto_LiRPA
+
+    _patch_named_members(auto_LiRPA)
+    return auto_LiRPA
+
+
+def bounded_model(model: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+    """Wrap ``model`` in an auto_LiRPA ``BoundedModule`` traced on ``example`` (N×C×H×W).
+
+    The trace runs in eval mode (so BatchNorm's running statistics are left alone and a batch
+    of one traces); the bounded module then takes ``model``'s own train/eval mode.
+    """
+    lirpa = auto_lirpa()
+    was_training = model.training
+    model.eval()
+    try:
+        bounded = lirpa.BoundedModule(model, torch.zeros_like(example[:1]), device=example.device)
+    finally:
+        model.train(was_training)
+    bounded.train(was_training)  # auto_LiRPA's train() returns None, not the module
+    return bounded
+
+
+def logit_bounds(
+    bounded: torch.nn.Module,
+    x: torch.Tensor,
+    eps: float,
+    method: Literal["IBP", "CROWN-IBP", "CROWN"] = "IBP",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sound lower and upper bounds of the logits over the L∞ box ``[x-eps, x+eps] ∩ [0,1]``.
+
+    ``eps`` is in pixel units of [0,1] images. Returns ``(lower, upper)``, each N×K.
+    The box is clipped to the valid image range, as every vicinity in this project is.
+    """
+    lirpa = auto_lirpa()
+    ptb = lirpa.PerturbationLpNorm(
+        norm=float("inf"),
+        x_L=(x - eps).clamp(0.0, 1.0),
+        x_U=(x + eps).clamp(0.0, 1.0),
+    )
+    inputs = lirpa.BoundedTensor(x, ptb)
+    lower, upper = bounded.compute_bounds(x=(inputs,), method=method)
+    return lower, upper
