@@ -42,6 +42,7 @@ run: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/certify_speed.py
+	$(BIN)/python benchmarks/false_certification.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports/bench/*.tmp

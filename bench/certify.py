@@ -43,6 +43,7 @@ __all__ = [
     "OUTCOMES",
     "certify",
     "classifier",
+    "default_batch_size",
     "summarize",
 ]
 
@@ -62,7 +63,7 @@ class CertifyConfig:
     alpha: float = 0.01
     procedure: str = "paper"
     budget: int = 20_000
-    batch_size: int = 4096
+    batch_size: int | None = None  # images per forward; None: 4096 on CUDA, 256 on the CPU
     first_round: int = 16
     growth: float = 1.0
     max_round: int = 4096
@@ -79,7 +80,7 @@ class CertifyConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "first_round", "max_round"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)!r} is out of range; allowed: >= 1")
         if not self.growth > 0:
             raise ValueError(f"growth = {self.growth!r} is out of range; allowed: > 0")
@@ -247,6 +248,12 @@ def classifier(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
     return predict
 
 
+def default_batch_size(device: torch.device) -> int:
+    """Forward batch size: large on a GPU; on the CPU, small batches stay in cache and run
+    faster per image (benchmarks/certify_speed.py, README)."""
+    return 4096 if torch.device(device).type == "cuda" else 256
+
+
 def certify(
     predict: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
@@ -260,20 +267,21 @@ def certify(
 
     ``predict`` maps a batch of images to classes (:func:`classifier` wraps a model). Samples
     are drawn on the images' device from a generator seeded with ``seed``, in forward batches of
-    at most ``config.batch_size`` images. Returns the per-input result and the clean prediction.
+    at most ``config.batch_size`` images (see :func:`default_batch_size`). Returns the per-input result and the clean prediction.
     """
     config = config or CertifyConfig()
     certifier = Certifier(config, num_classes)
     device = images.device
+    batch_size = config.batch_size or default_batch_size(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    clean = torch.cat([predict(images[s : s + config.batch_size])
-                       for s in range(0, len(images), config.batch_size)]).long()
+    clean = torch.cat([predict(images[s : s + batch_size])
+                       for s in range(0, len(images), batch_size)]).long()
 
     def draw(inputs: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
         owner = torch.repeat_interleave(inputs, sizes).to(device)
         out = []
-        for s in range(0, len(owner), config.batch_size):
-            batch = vicinity.flat(images[owner[s : s + config.batch_size]], 1, gen)
+        for s in range(0, len(owner), batch_size):
+            batch = vicinity.flat(images[owner[s : s + batch_size]], 1, gen)
             out.append(predict(batch))
         return torch.cat(out)
 

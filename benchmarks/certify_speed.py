@@ -1,0 +1,130 @@
+"""Speed of certification: the batched engine against bare forward passes and the literal loop.
+
+Trains one fixed small model (Basic ConvNet, vicinity-augmented, seed 0) on the offline
+Fashion-MNIST data, then certifies ``--inputs`` test images under each procedure and writes
+``reports/bench/certify.csv``, one row per procedure:
+
+- ``engine_seconds``: :func:`bench.certify.certify`, sampling and the tests included;
+- ``forward_seconds``: bare forward passes of as many images as the test counted
+  (``samples_used``), in the engine's batch size, on images already in memory;
+- ``literal_seconds``: Algorithm 2 as written (one sample, one forward, two ``binomtest`` calls
+  at a time, :func:`bench.certify.literal_algorithm2`) timed on ``--literal-inputs`` inputs and
+  scaled by samples to this procedure's ``samples_used``.
+
+Run: ``make bench`` (or ``python benchmarks/certify_speed.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench import data as bdata
+from bench.certify import (CertifyConfig, certify, classifier, default_batch_size,
+                           literal_algorithm2, summarize)
+from bench.cli import train_small
+from bench.io import write_csv
+from bench.sequential import n_min
+from bench.vicinity import parse_vicinity
+
+log = logging.getLogger("benchmarks.certify_speed")
+
+
+def forward_seconds(model, shape, total: int, batch_size: int) -> float:
+    """Seconds of bare forward passes over ``total`` images (argmax included)."""
+    batch = torch.rand(batch_size, *shape)
+    predict = classifier(model)
+    predict(batch[:8])  # warm-up
+    start = time.perf_counter()
+    done = 0
+    while done < total:
+        m = min(batch_size, total - done)
+        predict(batch[:m])
+        done += m
+    return time.perf_counter() - start
+
+
+def literal_per_sample(model, images, vicinity, kappa, alpha, budget, seed) -> tuple[float, int]:
+    """Seconds per sample of the literal Algorithm 2 loop over ``images``; and samples drawn."""
+    predict = classifier(model)
+    gen = torch.Generator().manual_seed(seed)
+    samples = 0
+    start = time.perf_counter()
+    for x in images:
+        draw = lambda: int(predict(vicinity.flat(x.unsqueeze(0), 1, gen))[0])
+        samples += literal_algorithm2(draw, kappa, alpha, budget)[1]
+    return (time.perf_counter() - start) / samples, samples
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--inputs-per-class", type=int, default=20)
+    p.add_argument("--literal-inputs", type=int, default=6)
+    p.add_argument("--vicinity", default="linf:0.1")
+    p.add_argument("--procedures", nargs="+", default=["paper", "sprt", "mixture"])
+    p.add_argument("--batch-size", type=int, default=None, help="default: bench.certify.default_batch_size")
+    p.add_argument("--budget", type=int, default=20_000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, default=Path("reports/bench/certify.csv"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(args.threads)
+
+    device = torch.device("cpu")
+    batch_size = args.batch_size or default_batch_size(device)
+    model = train_small("fashion_mnist", "convnet", args.vicinity, per_class=300, epochs=2,
+                        samples=2, seed=0, device=device, root=None)
+    test = bdata.load_split("fashion_mnist", "test", subset_per_class=args.inputs_per_class)
+    vicinity = parse_vicinity(args.vicinity)
+    kappa = alpha = 0.01
+
+    lit_per_sample, lit_samples = literal_per_sample(
+        model, test.images[: args.literal_inputs], vicinity, kappa, alpha, args.budget, seed=0)
+    log.info("literal loop: %.2f ms per sample over %d samples", 1e3 * lit_per_sample, lit_samples)
+
+    rows = []
+    for procedure in args.procedures:
+        cfg = CertifyConfig(kappa=kappa, alpha=alpha, procedure=procedure, budget=args.budget,
+                            batch_size=batch_size)
+        start = time.perf_counter()
+        result, clean = certify(classifier(model), test.images, vicinity, 10, cfg, seed=0, progress=False)
+        engine = time.perf_counter() - start
+        frame = result.frame(test.labels, clean)
+        used = int(frame["samples"].sum())
+        fwd = forward_seconds(model, test.info.shape, used + len(test), batch_size)
+        cert = frame[frame["outcome"].eq("certified")]
+        literal = lit_per_sample * used
+        rows.append({
+            "procedure": procedure,
+            "inputs": len(test),
+            "certified": len(cert),
+            "n_min": n_min(kappa, alpha) if procedure != "sprt" else cfg.make_test().min_certify,
+            "min_samples_per_certified": int(cert["samples"].min()) if len(cert) else None,
+            "mean_samples_per_certified": float(cert["samples"].mean()) if len(cert) else None,
+            "samples_used": used,
+            "samples_drawn": result.drawn,
+            "engine_seconds": engine,
+            "forward_seconds": fwd,
+            "overhead_vs_forward": engine / fwd,
+            "literal_seconds": literal,
+            "literal_measured_samples": lit_samples,
+            "speedup_vs_literal": literal / engine,
+            **{k: v for k, v in summarize(frame).items() if k != "inputs"},
+            "threads": args.threads,
+            "batch_size": batch_size,
+            "device": str(device),
+        })
+        log.info("%s: engine %.1f s, forward %.1f s, ratio %.3f, speed-up vs literal %.0f×",
+                 procedure, engine, fwd, engine / fwd, literal / engine)
+    table = pd.DataFrame(rows)
+    write_csv(table, args.out)
+    log.info("wrote %s\n%s", args.out, table.to_string(index=False))
+    return table
+
+
+if __name__ == "__main__":
+    main()
