@@ -1,7 +1,8 @@
 """Command line: ``python -m bench <command>`` (or ``bench <command>`` once installed).
 
-- ``demo``: train a small Basic ConvNet on the offline Fashion-MNIST data with vicinity
-  augmentation, then certify test inputs with the paper's procedure and a valid one.
+- ``demo``: train a small Basic ConvNet with the paper's method (``ours``) on the offline
+  Fashion-MNIST data, then certify test inputs with the paper's procedure and a valid one.
+- ``methods``: the registered training methods, their architectures and citations.
 - ``params``: the parameter count of every architecture beside the paper's Table 5.
 - ``data fetch NAME``: download a dataset through torchvision (needs network).
 """
@@ -13,15 +14,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
-import torch.nn.functional as F
-
 from bench import data as bdata
 from bench.certify import CertifyConfig, certify, classifier, summarize
 from bench.io import write_csv
 from bench.models import MODELS, count_parameters, create_model
 from bench.paper import paper_table
-from bench.train import accuracy, make_optimizer, resolve_device, train_epoch
+from bench.method import available_methods
+from bench.train import TrainSpec, accuracy, load_model, resolve_device, train
 from bench.vicinity import parse_vicinity
 
 log = logging.getLogger("bench")
@@ -40,33 +39,16 @@ def parameter_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def train_small(dataset: str, arch: str, vicinity_spec: str, per_class: int, epochs: int,
-                samples: int, seed: int, device: torch.device, root: Path | None):
-    """A quick vicinity-augmented model (cross-entropy averaged over ``samples`` draws)."""
-    torch.manual_seed(seed)
-    train = bdata.load_split(dataset, "train", root, subset_per_class=per_class, seed=seed).to(device)
-    model = create_model(arch, train.info).to(device)
-    vicinity = parse_vicinity(vicinity_spec)
-    optimizer, scheduler = make_optimizer(model, arch, train.info)
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.Generator(device=device).manual_seed(seed + 1)
-
-    def loss_fn(model, images, labels):
-        batch = vicinity.flat(images, samples, noise)
-        return F.cross_entropy(model(batch), labels.repeat_interleave(samples))
-
-    for epoch in range(epochs):
-        stats = train_epoch(model, train, loss_fn, optimizer, 128, gen, desc=f"epoch {epoch + 1}")
-        scheduler.step()
-        log.info("epoch %d: loss %.4f (%.1f s)", epoch + 1, stats["loss"], stats["seconds"])
-    return model.eval()
-
-
 def cmd_demo(args: argparse.Namespace) -> None:
-    device = resolve_device(args.device)
     start = time.perf_counter()
-    model = train_small(args.dataset, args.arch, args.vicinity, args.train_per_class, args.epochs,
-                        args.samples, args.seed, device, args.root)
+    spec = TrainSpec(dataset=args.dataset, method=args.method, arch=args.arch, seed=args.seed,
+                     epochs=args.epochs, vicinity=args.vicinity, hparams={"n_samples": args.samples},
+                     train_per_class=args.train_per_class, val_per_class=20, device=args.device,
+                     data_root=None if args.root is None else str(args.root))
+    run_dir = args.out / "model"
+    train(spec, run_dir)
+    device = resolve_device(args.device)
+    model = load_model(run_dir, device)
     test = bdata.load_split(args.dataset, "test", args.root, subset_per_class=args.test_per_class).to(device)
     log.info("clean test accuracy on %d inputs: %.2f%%", len(test), accuracy(model, test))
     vicinity = parse_vicinity(args.vicinity)
@@ -77,8 +59,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
                                 cfg, seed=args.seed)
         frame = result.frame(test.labels, clean)
         write_csv(frame, args.out / f"certify_{procedure}.csv")
-        rows.append({"procedure": procedure, "vicinity": args.vicinity, "kappa": args.kappa,
-                     "alpha": args.alpha, **summarize(frame)})
+        rows.append({"method": args.method, "procedure": procedure, "vicinity": args.vicinity,
+                     "kappa": args.kappa, "alpha": args.alpha, **summarize(frame)})
     summary = pd.DataFrame(rows)
     write_csv(summary, args.out / "summary.csv")
     log.info("demo finished in %.0f s; results in %s\n%s", time.perf_counter() - start, args.out,
@@ -89,6 +71,15 @@ def cmd_params(args: argparse.Namespace) -> None:
     table = parameter_table()
     write_csv(table, args.out)
     log.info("wrote %s\n%s", args.out, table.to_string(index=False))
+
+
+def cmd_methods(args: argparse.Namespace) -> None:
+    from bench.method import get_method
+
+    rows = [{"key": k, "name": get_method(k).name, "vote": get_method(k).vote,
+             "architectures": " ".join(get_method(k).architectures), "citation": get_method(k).citation}
+            for k in available_methods()]
+    log.info("registered methods:\n%s", pd.DataFrame(rows).to_string(index=False))
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
@@ -105,12 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train a small model offline and certify it")
     d.add_argument("--dataset", default="fashion_mnist", choices=list(bdata.DATASETS))
+    d.add_argument("--method", default="ours", help="a registered method (default: ours)")
     d.add_argument("--arch", default="convnet", choices=list(MODELS))
     d.add_argument("--vicinity", default="linf:0.1", help="e.g. linf:0.1, l2:0.5, rotate:35")
-    d.add_argument("--train-per-class", type=int, default=500)
+    d.add_argument("--train-per-class", type=int, default=300)
     d.add_argument("--test-per-class", type=int, default=20)
     d.add_argument("--epochs", type=int, default=2)
-    d.add_argument("--samples", type=int, default=4, help="vicinity samples per training input")
+    d.add_argument("--samples", type=int, default=4, help="vicinity samples per training input (n)")
     d.add_argument("--kappa", type=float, default=0.01)
     d.add_argument("--alpha", type=float, default=0.01)
     d.add_argument("--budget", type=int, default=20_000)
@@ -124,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("params", help="parameter counts beside the paper's Table 5")
     m.add_argument("--out", type=Path, default=Path("reports/params.csv"))
     m.set_defaults(func=cmd_params)
+
+    sub.add_parser("methods", help="list the registered training methods").set_defaults(func=cmd_methods)
 
     data = sub.add_parser("data", help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)

@@ -1,0 +1,37 @@
+"""TRADES (Zhang et al. 2019): clean cross-entropy + β·KL(f(x) ‖ f(x')).
+
+x' maximises the KL divergence from the clean prediction by PGD from x + 0.001·N(0, I)
+(torchattacks' TPGD, which is TRADES' own attack), in eval mode. The KL term is summed over
+classes and averaged over the batch, as TRADES' ``KLDivLoss(size_average=False) / batch_size``.
+β = 6 (TRADES' CIFAR setting; its MNIST script uses 1.0). Attack settings as PGDT's.
+"""
+import torch.nn.functional as F
+import torchattacks
+
+from bench.method import LossOutput, Method, register_method
+from methods.pgdt import LINF_ATTACK
+
+
+@register_method
+class TRADES(Method):
+    key = "trades"
+    name = "TRADES"
+    citation = "Zhang et al., Theoretically principled trade-off between robustness and accuracy, ICML 2019"
+    architectures = ("resnet18", "wrn8", "convnet")
+    defaults = {"all": {"beta": 6.0}, **LINF_ATTACK}
+
+    def prepare(self, model, example):
+        h = self.hparams
+        self.attack = torchattacks.TPGD(model, eps=h["eps"], alpha=h["step_size"], steps=int(h["steps"]))
+        return model
+
+    def adversarial(self, model, images, labels):
+        return self.attack(images, labels)
+
+    def loss(self, model, images, labels):
+        adv = self.adversarial(model, images, labels)
+        logits, logits_adv = model(images), model(adv)
+        natural = F.cross_entropy(logits, labels)
+        robust = F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="batchmean")
+        loss = natural + float(self.hparams["beta"]) * robust
+        return LossOutput(loss, logits, labels, {"natural": natural.item(), "robust": robust.item()})
