@@ -85,15 +85,20 @@ def auto_lirpa() -> types.ModuleType:
 def bounded_model(model: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
     """Wrap ``model`` in an auto_LiRPA ``BoundedModule`` traced on ``example`` (N×C×H×W).
 
-    The trace runs in eval mode (so BatchNorm's running statistics are left alone and a batch
-    of one traces); the bounded module then takes ``model``'s own train/eval mode.
+    The trace runs in training mode, where auto_LiRPA parses dropout (in eval mode it cannot),
+    on two images (a batch of one cannot pass BatchNorm1d in training mode); the buffers it
+    changes (BatchNorm running statistics) are restored afterwards. The bounded module then
+    takes ``model``'s own train/eval mode.
     """
     lirpa = auto_lirpa()
     was_training = model.training
-    model.eval()
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    sample = example[:2] if len(example) >= 2 else example.repeat(2, 1, 1, 1)
+    model.train()
     try:
-        bounded = lirpa.BoundedModule(model, torch.zeros_like(example[:1]), device=example.device)
+        bounded = lirpa.BoundedModule(model, sample.clone(), device=example.device)
     finally:
+        model.load_state_dict(buffers)
         model.train(was_training)
     bounded.train(was_training)  # auto_LiRPA's train() returns None, not the module
     return bounded

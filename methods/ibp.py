@@ -48,16 +48,18 @@ class IBP(Method):
         "32x32": {"eps": 8 / 255, "ramp_start": 2, "ramp_epochs": 80},
     }
 
-    def prepare(self, model, example):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         auto_lirpa()
         from auto_LiRPA.eps_scheduler import SmoothedScheduler
 
-        self.model = model
-        self.bounded = bounded_model(model, example)
-        self._ibp_init(model)
         h = self.hparams
         self.schedule = SmoothedScheduler(
             float(h["eps"]), f"start={int(h['ramp_start'])},length={int(h['ramp_epochs'])}")
+
+    def prepare(self, model, example):
+        self.bounded = bounded_model(model, example)
+        self._ibp_init(model)
         return self.bounded
 
     def _ibp_init(self, model) -> None:
@@ -84,29 +86,28 @@ class IBP(Method):
         return float(self.schedule.get_eps())
 
     def bounds(self, images: torch.Tensor, labels: torch.Tensor, eps: float):
-        """Lower bounds of the margins z_y − z_j (N×(K−1)) over the clipped L∞ box."""
+        """``(clean logits, lower bounds of the margins z_y − z_j)`` over the clipped L∞ box.
+
+        The clean forward pass of the bounded tensor comes first and the bounds reuse it (so a
+        dropout layer in training mode bounds with that pass's mask).
+        """
         lirpa = auto_lirpa()
         ptb = lirpa.PerturbationLpNorm(norm=float("inf"), x_L=(images - eps).clamp(0, 1),
                                        x_U=(images + eps).clamp(0, 1))
-        lb, _ = self.bounded.compute_bounds(x=(lirpa.BoundedTensor(images, ptb),),
-                                            method=self.hparams["bound"],
+        clean = self.bounded(lirpa.BoundedTensor(images, ptb))
+        lb, _ = self.bounded.compute_bounds(method=self.hparams["bound"],
                                             C=margin_matrix(labels, self.info.num_classes))
-        return lb
+        return clean, lb
 
     def loss(self, model, images, labels):
         eps = self.current_eps()
-        lb = self.bounds(images, labels, eps)
+        logits, lb = self.bounds(images, labels, eps)
         worst = torch.cat([torch.zeros_like(lb[:, :1]), -lb], dim=1)
         robust = F.cross_entropy(worst, torch.zeros_like(labels))
         max_eps = float(self.hparams["eps"])
         intensity = float(self.hparams["reg_lambda"]) * (1.0 - eps / max_eps)
         reg = self.regularizer() if intensity > 0 and eps > 0 else torch.zeros((), device=images.device)
-        # training accuracy: a no-grad clean pass in eval mode (BatchNorm statistics untouched)
-        with torch.no_grad():
-            self.model.eval()
-            logits = self.model(images)
-            self.model.train()
-        return LossOutput(robust + intensity * reg, logits, labels,
+        return LossOutput(robust + intensity * reg, logits.detach(), labels,
                           {"robust": robust.item(), "reg": reg.item(), "eps": eps})
 
     def regularizer(self) -> torch.Tensor:

@@ -1,0 +1,163 @@
+"""The training loop: resume, refusal, NaN, plugins, checkpoints, the log."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.certify import CertifyConfig, certify, summarize
+from bench.data import load_split
+from bench.train import TrainSpec, load_model, train
+from bench.vicinity import parse_vicinity
+from conftest import make_mnist_like
+
+
+@pytest.fixture
+def mnist_root(tmp_path) -> Path:
+    root = tmp_path / "data"
+    make_mnist_like(root, "MNIST", n_train=200, n_test=40)
+    return root
+
+
+def spec(root: Path, **kw) -> TrainSpec:
+    base = dict(dataset="mnist", method="ours", arch="convnet", seed=3, epochs=2, batch_size=32,
+                hparams={"n_samples": 2}, data_root=str(root), device="cpu")
+    base.update(kw)
+    return TrainSpec(**base)
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+@pytest.mark.parametrize("method,hparams", [("ours", {"n_samples": 2}), ("pgdt", {"steps": 2})])
+def test_resumed_run_matches_the_uninterrupted_one(tmp_path, mnist_root, method, hparams):
+    s = spec(mnist_root, method=method, hparams=hparams, epochs=3)
+    full = tmp_path / "full"
+    train(s, full, progress=False)
+    cut = tmp_path / "cut"
+    row = train(s, cut, progress=False, stop_after_epoch=1)
+    assert row["epoch"] == 1 and not (cut / "model.json").exists()
+    assert json.loads((cut / "checkpoint.json").read_text())["epoch"] == 1
+    train(s, cut, progress=False)  # resumes from the checkpoint of epoch 1
+    a, b = weights(full), weights(cut)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert pd.read_csv(full / "log.csv").drop(columns="seconds").equals(
+        pd.read_csv(cut / "log.csv").drop(columns="seconds"))
+
+
+def test_log_has_one_row_per_epoch_with_the_loss_terms(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    result = train(spec(mnist_root), run, progress=False)
+    log = pd.read_csv(run / "log.csv")
+    assert list(log["epoch"]) == [1, 2]
+    assert {"loss", "mean", "std", "train_accuracy", "val_accuracy", "seconds", "lr"} <= set(log.columns)
+    assert log[["loss", "mean", "std", "train_accuracy", "val_accuracy"]].notna().all().all()
+    assert result["metrics"]["val_accuracy"] == log["val_accuracy"].iloc[-1]
+    assert result["hparams"] == {"n_samples": 2, "lam": 1.0, "vote_samples": 100}
+
+
+def test_incompatible_architecture_is_refused_before_any_work(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="cannot train architecture 'resnet18'.*can train: cifar_resnet110, convnet"):
+        train(spec(mnist_root, method="rs", arch="resnet18"), run, progress=False)
+    assert not run.exists()
+    with pytest.raises(ValueError, match="no hyperparameter"):
+        train(spec(mnist_root, hparams={"n": 3}), run, progress=False)
+    assert not run.exists()
+
+
+def test_a_finished_run_is_not_redone(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    first = train(spec(mnist_root, epochs=1), run, progress=False)
+    stamp = (run / "model.safetensors").stat().st_mtime_ns
+    assert train(spec(mnist_root, epochs=1), run, progress=False) == first
+    assert (run / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    train(spec(mnist_root), run, progress=False, stop_after_epoch=1)
+    with pytest.raises(ValueError, match="belongs to another run"):
+        train(spec(mnist_root, seed=4), run, progress=False)
+
+
+def test_tampered_weights_are_refused(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    train(spec(mnist_root, epochs=1), run, progress=False)
+    data = bytearray((run / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (run / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match the hash"):
+        load_model(run)
+
+
+PLUGIN = '''
+"""A method defined outside the methods package: ERM on inputs shifted by a constant."""
+import torch.nn.functional as F
+from bench.method import LossOutput, Method, register_method
+
+
+@register_method
+class Shifted(Method):
+    key = "shifted_erm"
+    name = "Shifted ERM"
+    citation = "a test"
+    architectures = ("convnet",)
+    defaults = {"all": {"shift": 0.01}}
+
+    def loss(self, model, images, labels):
+        logits = model((images + self.hparams["shift"]).clamp(0, 1))
+        return LossOutput(F.cross_entropy(logits, labels), logits)
+'''
+
+NAN_PLUGIN = '''
+import torch
+from bench.method import LossOutput, Method, register_method
+
+
+@register_method
+class Diverges(Method):
+    key = "diverges"
+    name = "Diverges"
+    citation = "a test"
+    architectures = ("convnet",)
+
+    def loss(self, model, images, labels):
+        out = model(images).sum()
+        if self.epoch == 1 and self.batch == 2:
+            out = out * float("nan")
+        return LossOutput(out)
+'''
+
+
+def test_a_method_defined_outside_the_package_is_found_trained_and_evaluated(tmp_path, mnist_root):
+    plugin = tmp_path / "my_method.py"
+    plugin.write_text(textwrap.dedent(PLUGIN))
+    run = tmp_path / "run"
+    result = train(spec(mnist_root, method="shifted_erm", hparams={"shift": 0.02}, plugins=[str(plugin)]),
+                   run, progress=False)
+    assert result["method"]["name"] == "Shifted ERM" and result["hparams"] == {"shift": 0.02}
+    model = load_model(run)
+    test = load_split("mnist", "test", mnist_root, download=False)
+    cfg = CertifyConfig(budget=600)
+    res, clean = certify(lambda x: model(x).argmax(1), test.images, parse_vicinity("linf:0.1"), 10, cfg,
+                         progress=False)
+    s = summarize(res.frame(test.labels, clean))
+    assert s["inputs"] == 40 and 0 <= s["certified_robust_accuracy"] <= 100
+
+
+def test_a_nan_loss_stops_with_its_place_and_leaves_no_model(tmp_path, mnist_root):
+    plugin = tmp_path / "nan_method.py"
+    plugin.write_text(textwrap.dedent(NAN_PLUGIN))
+    run = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="epoch 2, batch 2"):
+        train(spec(mnist_root, method="diverges", hparams={}, plugins=[str(plugin)]), run, progress=False)
+    assert not (run / "model.json").exists() and not (run / "model.safetensors").exists()
+    assert json.loads((run / "checkpoint.json").read_text())["epoch"] == 1
