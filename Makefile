@@ -43,6 +43,7 @@ run: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/certify_speed.py
 	$(BIN)/python benchmarks/false_certification.py
+	$(BIN)/python benchmarks/train_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports/bench/*.tmp
