@@ -3,32 +3,25 @@
 Loss, as MART's ``mart_loss``: the boosted cross-entropy on x' (CE plus −log(1 − p_{y'}(x')) for
 the most likely wrong class y') + β·KL(f(x) ‖ f(x'))·(1 − f_y(x)), β = 6. x' is found by PGD on
 the cross-entropy (torchattacks' PGD, in eval mode); MART starts it at x + 0.001·N(0, I),
-torchattacks at a uniform point of the box. Attack settings as PGDT's.
+torchattacks at a uniform point of the box. Attack settings: ``methods/_adversarial.py``.
 """
 import torch
 import torch.nn.functional as F
 import torchattacks
 
-from bench.method import LossOutput, Method, register_method
-from methods.pgdt import LINF_ATTACK
+from bench.method import LossOutput, register_method
+from methods._adversarial import LINF_ATTACK, AdversarialMethod
 
 
 @register_method
-class MART(Method):
+class MART(AdversarialMethod):
     key = "mart"
     name = "MART"
     citation = "Wang et al., Improving adversarial robustness requires revisiting misclassified examples, ICLR 2020"
     architectures = ("resnet18", "wrn8", "convnet")
     defaults = {"all": {"beta": 6.0}, **LINF_ATTACK}
-
-    def prepare(self, model, example):
-        h = self.hparams
-        self.attack = torchattacks.PGD(model, eps=h["eps"], alpha=h["step_size"], steps=int(h["steps"]),
-                                       random_start=True)
-        return model
-
-    def adversarial(self, model, images, labels):
-        return self.attack(images, labels)
+    attack_class = torchattacks.PGD
+    attack_options = {"random_start": True}
 
     def loss(self, model, images, labels):
         adv = self.adversarial(model, images, labels)

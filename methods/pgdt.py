@@ -1,34 +1,24 @@
 """PGDT: PGD adversarial training (Madry et al. 2018).
 
-Loss: cross-entropy on x' = PGD(x), an L∞ attack with a uniform random start, run with the
-model in eval mode (torchattacks' default). Madry et al.'s settings: eps 0.3, 40 steps of 0.01
-on MNIST-shaped data; eps 8/255, 10 steps of 2/255 on SVHN and CIFAR (eps in pixel units).
+Loss: cross-entropy on x' = PGD(x), an L∞ attack on the cross-entropy with a uniform random
+start (torchattacks' PGD). Attack settings: ``methods/_adversarial.py``.
 """
 import torch.nn.functional as F
 import torchattacks
 
-from bench.method import LossOutput, Method, register_method
-
-LINF_ATTACK = {"28x28": {"eps": 0.3, "step_size": 0.01, "steps": 40},
-               "32x32": {"eps": 8 / 255, "step_size": 2 / 255, "steps": 10}}
+from bench.method import LossOutput, register_method
+from methods._adversarial import LINF_ATTACK, AdversarialMethod
 
 
 @register_method
-class PGDT(Method):
+class PGDT(AdversarialMethod):
     key = "pgdt"
     name = "PGDT"
     citation = "Madry et al., Towards deep learning models resistant to adversarial attacks, ICLR 2018"
     architectures = ("resnet18", "wrn8", "convnet")
     defaults = LINF_ATTACK
-
-    def prepare(self, model, example):
-        h = self.hparams
-        self.attack = torchattacks.PGD(model, eps=h["eps"], alpha=h["step_size"], steps=int(h["steps"]),
-                                       random_start=True)
-        return model
-
-    def adversarial(self, model, images, labels):
-        return self.attack(images, labels)
+    attack_class = torchattacks.PGD
+    attack_options = {"random_start": True}
 
     def loss(self, model, images, labels):
         logits = model(self.adversarial(model, images, labels))

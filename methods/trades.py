@@ -3,30 +3,23 @@
 x' maximises the KL divergence from the clean prediction by PGD from x + 0.001·N(0, I)
 (torchattacks' TPGD, which is TRADES' own attack), in eval mode. The KL term is summed over
 classes and averaged over the batch, as TRADES' ``KLDivLoss(size_average=False) / batch_size``.
-β = 6 (TRADES' CIFAR setting; its MNIST script uses 1.0). Attack settings as PGDT's.
+β = 6 (TRADES' CIFAR setting; its MNIST script uses 1.0). Attack settings: ``methods/_adversarial.py``.
 """
 import torch.nn.functional as F
 import torchattacks
 
-from bench.method import LossOutput, Method, register_method
-from methods.pgdt import LINF_ATTACK
+from bench.method import LossOutput, register_method
+from methods._adversarial import LINF_ATTACK, AdversarialMethod
 
 
 @register_method
-class TRADES(Method):
+class TRADES(AdversarialMethod):
     key = "trades"
     name = "TRADES"
     citation = "Zhang et al., Theoretically principled trade-off between robustness and accuracy, ICML 2019"
     architectures = ("resnet18", "wrn8", "convnet")
     defaults = {"all": {"beta": 6.0}, **LINF_ATTACK}
-
-    def prepare(self, model, example):
-        h = self.hparams
-        self.attack = torchattacks.TPGD(model, eps=h["eps"], alpha=h["step_size"], steps=int(h["steps"]))
-        return model
-
-    def adversarial(self, model, images, labels):
-        return self.attack(images, labels)
+    attack_class = torchattacks.TPGD
 
     def loss(self, model, images, labels):
         adv = self.adversarial(model, images, labels)

@@ -1,0 +1,31 @@
+"""Shared by the adversarial-training methods (PGDT, TRADES, MART): the L∞ attack they train on.
+
+Madry et al.'s settings: eps 0.3, 40 steps of 0.01 on MNIST-shaped data; eps 8/255, 10 steps
+of 2/255 on SVHN and CIFAR (eps in pixel units). The attack is a torchattacks class run with the
+model in eval mode (torchattacks' default), built once per model in ``prepare``.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from bench.method import Method
+
+LINF_ATTACK = {"28x28": {"eps": 0.3, "step_size": 0.01, "steps": 40},
+               "32x32": {"eps": 8 / 255, "step_size": 2 / 255, "steps": 10}}
+
+
+class AdversarialMethod(Method):
+    """A method that trains on x' = attack(x); subclasses name the torchattacks class."""
+
+    attack_class: ClassVar[type]
+    attack_options: ClassVar[dict] = {}
+
+    def prepare(self, model, example):
+        h = self.hparams
+        self.attack = self.attack_class(model, eps=h["eps"], alpha=h["step_size"], steps=int(h["steps"]),
+                                        **self.attack_options)
+        return model
+
+    def adversarial(self, model, images, labels):
+        """The adversarial inputs the loss trains on: in the eps-box around ``images``, in [0,1]."""
+        return self.attack(images, labels)
