@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torchvision import datasets as tvd
 
+from bench.io import atomic_path
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -202,7 +204,8 @@ def _to_tensors(name: str, ds) -> tuple[torch.Tensor, torch.Tensor]:
 def _stage_debian_fashion_mnist(root: Path) -> bool:
     """Copy the Debian package's Fashion-MNIST into torchvision's layout under ``root``.
 
-    Returns True if the files are in place afterwards. Writes each file atomically.
+    Returns True if the files are in place afterwards. Writes each file atomically, so that
+    concurrent jobs can stage at the same time.
     """
     raw = root / "FashionMNIST" / "raw"
     names = [
@@ -218,10 +221,13 @@ def _stage_debian_fashion_mnist(root: Path) -> bool:
         target = raw / n
         if target.exists():
             continue
-        tmp = target.with_suffix(".tmp")
-        with gzip.open(DEBIAN_FASHION_MNIST / f"{n}.gz", "rb") as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        tmp.replace(target)
+
+        def unzip(tmp: Path, name: str = n) -> None:
+            with gzip.open(DEBIAN_FASHION_MNIST / f"{name}.gz", "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+        # concurrent jobs may stage at once: each writes its own temporary file, renames win alike
+        atomic_path(target, unzip)
     log.info("staged Fashion-MNIST from %s into %s", DEBIAN_FASHION_MNIST, raw)
     return True
 

@@ -79,9 +79,18 @@ class IBP(Method):
         return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[50, 60], gamma=0.2)
 
     def current_eps(self) -> float:
-        """eps_t of the smoothed ramp at this batch (a function of the global batch index)."""
+        """eps_t of the smoothed ramp at this batch (a function of the global batch index).
+
+        A ramp of fewer than 4 batches has no exponential phase (auto_LiRPA's scheduler divides
+        by zero there): it is linear.
+        """
+        step = self.epoch * self.batches_per_epoch + self.batch
+        start = (int(self.hparams["ramp_start"]) - 1) * self.batches_per_epoch
+        length = int(self.hparams["ramp_epochs"]) * self.batches_per_epoch
+        if int(length * self.schedule.mid_point) == 0:
+            return float(self.hparams["eps"]) * min(1.0, max(0.0, (step - start) / max(length, 1)))
         self.schedule.set_epoch_length(self.batches_per_epoch)
-        self.schedule.batch = self.epoch * self.batches_per_epoch + self.batch
+        self.schedule.batch = step
         self.schedule.step_batch()
         return float(self.schedule.get_eps())
 

@@ -112,3 +112,16 @@ def test_real_fashion_mnist_from_debian_package(tmp_path):
     assert train.images.shape[1:] == (1, 28, 28)
     assert 0.0 == float(test.images.min()) and float(test.images.max()) == 1.0
     assert torch.equal(torch.bincount(test.labels), torch.full((10,), 1000))
+
+
+@pytest.mark.skipif(not bdata.DEBIAN_FASHION_MNIST.exists(),
+                    reason="needs the Debian package dataset-fashion-mnist (make test installs it)")
+def test_concurrent_staging_of_the_debian_files_is_safe(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(lambda _: bdata._stage_debian_fashion_mnist(tmp_path), range(4)))
+    raw = tmp_path / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted([
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"])
+    assert (raw / "train-images-idx3-ubyte").stat().st_size == 16 + 60_000 * 28 * 28

@@ -173,6 +173,17 @@ def test_ibp_eps_ramps_from_zero_to_eps_and_is_a_function_of_the_step():
     assert method.current_eps() == eps[14]  # resumable: same step, same eps
 
 
+def test_ibp_ramp_shorter_than_four_batches_is_linear():
+    method = make("ibp", eps=0.4, ramp_start=1, ramp_epochs=1)
+    method.batches_per_epoch = 2
+    eps = []
+    for epoch in range(2):
+        for batch in range(2):
+            method.epoch, method.batch = epoch, batch
+            eps.append(method.current_eps())
+    assert eps == pytest.approx([0.0, 0.2, 0.4, 0.4])
+
+
 def test_ours_with_lambda_zero_is_da_on_the_same_samples():
     images, labels = toy_batch(16)
     model = toy_model()

@@ -1,0 +1,19 @@
+rule train:
+    """One model per (dataset, method, architecture, seed); resumes from its last checkpoint."""
+    output:
+        model=f"{RUN}/model.json",
+        weights=f"{RUN}/model.safetensors",
+        log=f"{RUN}/log.csv",
+    log:
+        f"{LOGS}/train.log",
+    benchmark:
+        f"{BENCH}/train.tsv"
+    threads: config["resources"]["train_threads"]
+    resources:
+        gpu=config["resources"]["gpus"],
+        runtime=config["resources"]["train_minutes"],
+        mem_mb=config["resources"]["mem_mb"],
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,130 @@
+"""The Snakemake DAG: dry runs of every config, lint, config validation, the smoke DAG end to end."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from bench.attacks import ATTACKS
+from bench.method import available_methods
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+
+def snakemake(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def job_counts(config: Path, cwd: Path) -> dict[str, int]:
+    out = snakemake("-n", "--configfile", str(config), cwd=cwd)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """An empty working directory, so that runs do not touch the repository's results/."""
+    return tmp_path
+
+
+@pytest.mark.parametrize("name,datasets", [("config", 1), ("paper", 4), ("smoke", 1)])
+def test_dry_run_builds_every_method_attack_and_table(workdir, name, datasets):
+    config = ROOT / "config" / f"{name}.yaml"
+    cfg = yaml.safe_load(config.read_text())
+    counts = job_counts(config, workdir)
+    methods = len(available_methods())
+    assert methods >= 9
+    models = datasets * methods * len(cfg["seeds"])
+    attacks = len(ATTACKS) if cfg["attacks"]["names"] == "all" else len(cfg["attacks"]["names"])
+    assert counts["train"] == models
+    assert counts["certify"] == models * 5  # Tables 1, 2, 10, 11, 12
+    assert counts["attack"] == models * (attacks + 1)  # + AutoAttack
+    assert counts["table"] == len(cfg["tables"]) == 8
+    assert counts["report"] == counts["figures"] == 1
+    if name != "smoke":
+        assert attacks == 25
+
+
+def test_lint_reports_nothing():
+    out = snakemake("--lint")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Lints for" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c["certify"].update(budget=-5), r"-5 is less than the minimum of 1.*budget"),
+    (lambda c: c.update(colour="red"), r"Additional properties are not allowed \('colour' was unexpected\)"),
+    (lambda c: c.update(datasets=["imagenet"]), r"'imagenet' is not one of \['mnist', 'fashion_mnist'"),
+    (lambda c: c["certify"].update(procedures=["bayes"]), r"'bayes' is not one of \['paper', 'sprt', 'mixture'\]"),
+])
+def test_bad_config_stops_with_key_value_and_allowed(workdir, edit, message):
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    edit(cfg)
+    bad = workdir / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    out = snakemake("-n", "--configfile", str(bad), cwd=workdir)
+    assert out.returncode != 0
+    assert re.search(message, out.stdout + out.stderr, re.S), out.stdout + out.stderr
+
+
+def test_unknown_method_in_config_lists_the_known(workdir):
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg["methods"] = ["erm", "adamw"]
+    bad = workdir / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    out = snakemake("-n", "--configfile", str(bad), cwd=workdir)
+    assert out.returncode != 0 and "unknown method 'adamw'; known:" in out.stdout + out.stderr
+
+
+def test_smoke_dag_runs_end_to_end_with_every_method_and_column(workdir):
+    out = snakemake("--cores", "2", "--configfile", str(ROOT / "config" / "smoke.yaml"), cwd=workdir, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    reports = workdir / "reports"
+    methods = set(available_methods())
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    procedures = set(cfg["certify"]["procedures"])
+    t1 = pd.read_csv(reports / "table1.csv")
+    assert set(t1["method"]) == methods
+    assert set(t1["metric"]) == {"standard_accuracy", "certified_robustness_rate", "certified_robust_accuracy"}
+    assert set(t1["procedure"]) == procedures
+    assert len(t1) == len(methods) * 3 * len(procedures) and t1["value"].between(0, 100).all()
+    assert t1["paper"].notna().all() and set(t1["paper_dataset"]) == {"mnist"}
+    t11 = pd.read_csv(reports / "table11.csv")
+    ibp0 = t11[(t11["method"] == "ibp") & (t11["kappa"] == 0)]
+    assert len(ibp0) == 1 and ibp0["value"].notna().all()  # κ = 0: sound bounds, IBP only
+    assert t11[(t11["method"] != "ibp") & (t11["kappa"] == 0)]["value"].isna().all()
+    t9 = pd.read_csv(reports / "table9.csv")
+    assert set(t9["method"]) == methods and set(t9["attack"]) == set(cfg["attacks"]["names"])
+    assert set(t9.loc[t9["method"].isin(["ours", "rs"]), "inference"]) == {"vote"}
+    assert set(t9.loc[~t9["method"].isin(["ours", "rs"]), "inference"]) == {"argmax"}
+    for number in cfg["tables"]:
+        table = pd.read_csv(reports / f"table{number}.csv")
+        assert set(table["method"]) == methods, number
+    html = (reports / "report.html").read_text()
+    for number in (1, 2, 3, 4, 9, 10, 11, 12):
+        assert f"Table {number}:" in html
+    assert html.count("data:image/png;base64,") == 2 and "git commit" in html
+    times = pd.read_csv(reports / "job_times.csv")
+    assert len(times) == len(methods) * (1 + 5 + 1 + len(cfg["attacks"]["names"]))
+
+
+def test_same_config_and_seed_give_the_same_tables(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg.update(methods=["erm", "ours"], tables=[1])
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    tables = []
+    for run in ("a", "b"):
+        work = tmp_path / run
+        work.mkdir()
+        out = snakemake("reports/table1.csv", "--cores", "2", "--configfile", str(config), cwd=work)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        tables.append(pd.read_csv(work / "reports" / "table1.csv"))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
