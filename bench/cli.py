@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
 from bench import data as bdata
 from bench.certify import CertifyConfig, certify, classifier, summarize
 from bench.io import write_csv
+from bench.method import available_methods, get_method
 from bench.models import MODELS, count_parameters, create_model
 from bench.paper import paper_table
-from bench.method import available_methods
 from bench.train import TrainSpec, accuracy, load_model, resolve_device, train
 from bench.vicinity import parse_vicinity
 
@@ -41,8 +42,10 @@ def parameter_table() -> pd.DataFrame:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     start = time.perf_counter()
+    defaults = get_method(args.method).resolve_hparams(bdata.dataset_info(args.dataset))
+    hparams = {"n_samples": args.samples} if "n_samples" in defaults else {}
     spec = TrainSpec(dataset=args.dataset, method=args.method, arch=args.arch, seed=args.seed,
-                     epochs=args.epochs, vicinity=args.vicinity, hparams={"n_samples": args.samples},
+                     epochs=args.epochs, vicinity=args.vicinity, hparams=hparams,
                      train_per_class=args.train_per_class, val_per_class=20, device=args.device,
                      data_root=None if args.root is None else str(args.root))
     run_dir = args.out / "model"
@@ -74,8 +77,6 @@ def cmd_params(args: argparse.Namespace) -> None:
 
 
 def cmd_methods(args: argparse.Namespace) -> None:
-    from bench.method import get_method
-
     rows = [{"key": k, "name": get_method(k).name, "vote": get_method(k).vote,
              "architectures": " ".join(get_method(k).architectures), "citation": get_method(k).citation}
             for k in available_methods()]

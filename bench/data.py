@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 import logging
 import os
 import shutil
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import datasets as tvd
 
 from bench.io import atomic_path
 
@@ -170,16 +170,21 @@ def _without_checksums(cls: type) -> type:
 
 
 _TV_CLASSES = {
-    "mnist": tvd.MNIST,
-    "fashion_mnist": tvd.FashionMNIST,
-    "svhn": tvd.SVHN,
-    "cifar10": tvd.CIFAR10,
-    "cifar100": tvd.CIFAR100,
+    "mnist": "MNIST",
+    "fashion_mnist": "FashionMNIST",
+    "svhn": "SVHN",
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
 }
+#: the folder under the data root that holds each dataset's files (torchvision's layout)
+FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "svhn": "svhn",
+           "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 
 def _tv_dataset(name: str, root: Path, train: bool, download: bool, verify: bool):
-    cls = _TV_CLASSES[name]
+    from torchvision import datasets as tvd  # imported here: jobs that hit the cache skip it
+
+    cls = getattr(tvd, _TV_CLASSES[name])
     if not verify:
         cls = _without_checksums(cls)
     if name == "svhn":
@@ -242,12 +247,36 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(old)
 
 
+def _fingerprint(name: str, root: Path) -> str:
+    """Names, sizes and modification times of the dataset's files: the cache's validity key."""
+    folder = root / FOLDERS[name]
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    return json.dumps([[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+
+
+def _cache_path(name: str, root: Path, train: bool, verify: bool) -> Path:
+    return root / ".cache" / f"{name}_{'train' if train else 'test'}{'' if verify else '_unverified'}.safetensors"
+
+
 def _read_raw(
     name: str, root: Path, train: bool, download: bool, verify: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and labels of one file set, from the decoded cache when it is current.
+
+    The first read decodes through torchvision and writes ``<root>/.cache/<name>_<split>``
+    (safetensors); later reads with the same dataset files skip torchvision entirely.
+    """
+    from safetensors.torch import load_file, save_file
+
     info = dataset_info(name)
     if name == "fashion_mnist":
         _stage_debian_fashion_mnist(root)
+    cache = _cache_path(name, root, train, verify)
+    fingerprint = _fingerprint(name, root)
+    if cache.exists() and cache.with_suffix(".json").exists():
+        if json.loads(cache.with_suffix(".json").read_text()).get("fingerprint") == fingerprint:
+            tensors = load_file(str(cache))
+            return tensors["images"], tensors["labels"]
     try:
         ds = _tv_dataset(name, root, train, download=False, verify=verify)
     except RuntimeError as missing:
@@ -258,7 +287,11 @@ def _read_raw(
                 ds = _tv_dataset(name, root, train, download=True, verify=verify)
         except Exception as exc:  # network refused, timed out, corrupted download
             raise DatasetNotFoundError(name, root, info.fetch_hint, exc) from None
-    return _to_tensors(name, ds)
+        fingerprint = _fingerprint(name, root)
+    images, labels = _to_tensors(name, ds)
+    atomic_path(cache, lambda tmp: save_file({"images": images, "labels": labels}, str(tmp)))
+    atomic_path(cache.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps({"fingerprint": fingerprint})))
+    return images, labels
 
 
 # --- splits and subsets ----------------------------------------------------------------------

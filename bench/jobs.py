@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 import torch
 
-from bench.attacks import LABELS, AttackBudget, autoattack, autoattack_settings, make_attack
 from bench.certify import CertifyConfig, certify, classifier, summarize
 from bench.data import dataset_info, load_split
 from bench.io import write_csv, write_json
@@ -137,14 +136,17 @@ def _deterministic(cfg, w, model, test) -> dict:
     bounded = bounded_model(model, test.images[:2])
     bounded.eval()
     start = time.perf_counter()
+    certified, correct = [], []
     with torch.no_grad():
-        pred = model(test.images).argmax(1)
-        ptb = lirpa.PerturbationLpNorm(norm=float("inf"), x_L=(test.images - eps).clamp(0, 1),
-                                       x_U=(test.images + eps).clamp(0, 1))
-        lb, _ = bounded.compute_bounds(x=(lirpa.BoundedTensor(test.images, ptb),), method="IBP",
-                                       C=margin_matrix(pred, test.info.num_classes))
-    certified = (lb > 0).all(1)
-    correct = pred == test.labels
+        for images, labels in test.batches(256):
+            pred = model(images).argmax(1)
+            ptb = lirpa.PerturbationLpNorm(norm=float("inf"), x_L=(images - eps).clamp(0, 1),
+                                           x_U=(images + eps).clamp(0, 1))
+            lb, _ = bounded.compute_bounds(x=(lirpa.BoundedTensor(images, ptb),), method="IBP",
+                                           C=margin_matrix(pred, test.info.num_classes))
+            certified.append((lb > 0).all(1))
+            correct.append(pred == labels)
+    certified, correct = torch.cat(certified), torch.cat(correct)
     return {**base, "standard_accuracy": 100.0 * correct.float().mean().item(),
             "certified_robustness_rate": 100.0 * certified.float().mean().item(),
             "certified_robust_accuracy": 100.0 * (certified & correct).float().mean().item(),
@@ -153,6 +155,8 @@ def _deterministic(cfg, w, model, test) -> dict:
 
 def attack_job(smk) -> None:
     """One attack on one model: the defence success rate under the method's own prediction."""
+    from bench.attacks import LABELS, AttackBudget, autoattack, autoattack_settings, make_attack
+
     _setup(smk)
     cfg, w = smk.config, smk.wildcards
     device = resolve_device(cfg.get("device"))

@@ -14,6 +14,7 @@ import base64
 import html
 import io
 import json
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -167,7 +168,8 @@ def _provenance(config: dict) -> str:
         except metadata.PackageNotFoundError:
             versions[pkg] = "not installed"
     hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-                "cpus": torch.get_num_threads(), "python": platform.python_version(),
+                "cpus": os.cpu_count(), "torch threads": torch.get_num_threads(),
+                "python": platform.python_version(),
                 "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
     rows = [("generated", datetime.now(timezone.utc).isoformat(timespec="seconds")),
             ("git commit", commit + (" (with uncommitted changes)" if dirty else "")),

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 __all__ = [
     "PROCEDURES",
@@ -139,14 +139,21 @@ class PaperBinomialTest(SequentialTest):
     name = "paper"
     running_majority = True
 
+    # scipy.stats is imported where used: it is slow to import and only this test needs it.
     def _certifies(self, v, n):
-        return stats.binom.sf(v - 1, n, self.p0) < self.alpha
+        from scipy.stats import binom
+
+        return binom.sf(v - 1, n, self.p0) < self.alpha
 
     def _rejects(self, v, n):
-        return stats.binom.cdf(v, n, self.p0) < self.alpha
+        from scipy.stats import binom
+
+        return binom.cdf(v, n, self.p0) < self.alpha
 
     def p_values(self, v, n):
-        return stats.binom.sf(v - 1, n, self.p0), stats.binom.cdf(v, n, self.p0)
+        from scipy.stats import binom
+
+        return binom.sf(v - 1, n, self.p0), binom.cdf(v, n, self.p0)
 
 
 @dataclass

@@ -125,3 +125,16 @@ def test_concurrent_staging_of_the_debian_files_is_safe(tmp_path):
     assert sorted(p.name for p in raw.iterdir()) == sorted([
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"])
     assert (raw / "train-images-idx3-ubyte").stat().st_size == 16 + 60_000 * 28 * 28
+
+
+def test_decoded_cache_is_used_and_invalidated_by_changed_files(tiny_root):
+    arrays = make_mnist_like(tiny_root, "MNIST", n_train=20, n_test=10)
+    first = bdata.load_split("mnist", "test", tiny_root, download=False)
+    cache = tiny_root / ".cache" / "mnist_test.safetensors"
+    assert cache.exists()
+    again = bdata.load_split("mnist", "test", tiny_root, download=False)
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    # new files on disk (different images): the cache must not serve the old ones
+    make_mnist_like(tiny_root, "MNIST", n_train=20, n_test=10, seed=5)
+    fresh = bdata.load_split("mnist", "test", tiny_root, download=False)
+    assert not torch.equal(fresh.images, first.images)
