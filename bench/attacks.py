@@ -32,6 +32,7 @@ class AttackBudget:
     gaussian_std: float = 0.1
     num_classes: int = 10
     seed: int = 0
+    channels: int = 3
 
     def step(self, default: float) -> float:
         """A torchattacks default L∞ step size, scaled to this budget's eps."""
@@ -72,12 +73,41 @@ ATTACKS: dict[str, Builder] = {
 LABELS = {"GN": "Add Gaussian Noise"}
 
 
+#: attacks whose torchattacks 3.5.1 code assumes three channels (TIFGSM's kernel has groups=3)
+RGB_ONLY = {"TIFGSM"}
+
+
+class GrayAsRGB(nn.Module):
+    """A grayscale model seen as an RGB one: it classifies the mean of the three channels."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x.mean(1, keepdim=True))
+
+
+class OnGray:
+    """Runs an RGB-only attack on grayscale images: the image is replicated to three channels,
+    attacked through :class:`GrayAsRGB`, and averaged back. The mean of three perturbations in
+    the eps-box (and in [0,1]) stays in it."""
+
+    def __init__(self, attack):
+        self.attack = attack
+
+    def __call__(self, images, labels):
+        return self.attack(images.repeat(1, 3, 1, 1), labels).mean(1, keepdim=True)
+
+
 def make_attack(name: str, model: nn.Module, budget: AttackBudget):
     """The torchattacks attack ``name`` of Table 9 on ``model``; unknown names list the known."""
     try:
         builder = ATTACKS[name]
     except KeyError:
         raise ValueError(f"unknown attack '{name}'; known: {', '.join(ATTACKS)}") from None
+    if budget.channels == 1 and name in RGB_ONLY:
+        return OnGray(builder(GrayAsRGB(model), budget))
     return builder(model, budget)
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from bench.sequential import SequentialTest, make_test
+from bench.sequential import SequentialTest, make_test, n_min
 from bench.vicinity import Vicinity
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,12 @@ class Certifier:
     def __init__(self, config: CertifyConfig, num_classes: int):
         self.config = config
         self.test = config.make_test()
+        if self.test.min_certify > self.test.budget:
+            raise ValueError(
+                f"budget = {self.test.budget} samples cannot certify anything at kappa = {config.kappa}, "
+                f"alpha = {config.alpha} with procedure '{self.test.name}': it needs more than the "
+                f"budget, at least n_min = {n_min(config.kappa, config.alpha)}; raise the budget or kappa"
+            )
         self.num_classes = int(num_classes)
         n = np.arange(self.test.budget + 1)
         # Earliest n at which an input with `d` disagreements so far could certify: the first n

@@ -170,7 +170,7 @@ def attack_job(smk) -> None:
     acfg = cfg["attacks"]
     test = load_split(w.dataset, "test", cfg["data"]["root"], subset_per_class=acfg.get("test_per_class")).to(device)
     eps = parse_vicinity(vicinity_spec(cfg, w.dataset, "main")).eps
-    budget = AttackBudget(linf=eps, num_classes=info.num_classes, seed=int(w.seed))
+    budget = AttackBudget(linf=eps, num_classes=info.num_classes, seed=int(w.seed), channels=info.channels)
     torch.manual_seed(int(w.seed))
     start = time.perf_counter()
     if w.attack == "AutoAttack":

@@ -148,6 +148,12 @@ def test_kappa_zero_and_bad_levels_are_refused():
         make_test("paper", 0.01, 0.01, 0)
 
 
+def test_a_budget_below_the_fewest_samples_that_certify_is_refused():
+    with pytest.raises(ValueError, match=r"budget = 2000 samples cannot certify .*kappa = 0.001.*at least n_min = 4603"):
+        Certifier(CertifyConfig(kappa=0.001, budget=2000), 2)
+    Certifier(CertifyConfig(kappa=0.001, budget=4603), 2)  # exactly n_min is enough
+
+
 def test_valid_procedures_need_a_fixed_candidate():
     with pytest.raises(ValueError, match="candidate"):
         Certifier(CertifyConfig(procedure="sprt"), 2).run(3, lambda i, s: torch.zeros(int(s.sum())),
