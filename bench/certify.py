@@ -22,7 +22,6 @@ samples are drawn: it is the prediction on the clean input, which lies in its ow
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 

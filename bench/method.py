@@ -22,7 +22,6 @@ import importlib.util
 import logging
 import pkgutil
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar

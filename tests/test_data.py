@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -128,7 +126,7 @@ def test_concurrent_staging_of_the_debian_files_is_safe(tmp_path):
 
 
 def test_decoded_cache_is_used_and_invalidated_by_changed_files(tiny_root):
-    arrays = make_mnist_like(tiny_root, "MNIST", n_train=20, n_test=10)
+    make_mnist_like(tiny_root, "MNIST", n_train=20, n_test=10)
     first = bdata.load_split("mnist", "test", tiny_root, download=False)
     cache = tiny_root / ".cache" / "mnist_test.safetensors"
     assert cache.exists()
