@@ -25,7 +25,7 @@ from bench.certify import CertifyConfig, certify, classifier, summarize
 from bench.data import dataset_info, load_split
 from bench.io import write_csv, write_json
 from bench.method import get_method, load_plugin, shape_group
-from bench.lirpa import auto_lirpa, bounded_model
+from bench.lirpa import bounded_model, margin_bounds
 from bench.train import TrainSpec, load_model, resolve_device, train
 from bench.vicinity import parse_vicinity
 
@@ -129,10 +129,7 @@ def _deterministic(cfg, w, model, test) -> dict:
     if w.method != "ibp":
         return {**base, "standard_accuracy": None, "certified_robustness_rate": None,
                 "certified_robust_accuracy": None}
-    from methods.ibp import margin_matrix
-
     eps = parse_vicinity(spec).eps
-    lirpa = auto_lirpa()
     bounded = bounded_model(model, test.images[:2])
     bounded.eval()
     start = time.perf_counter()
@@ -140,10 +137,7 @@ def _deterministic(cfg, w, model, test) -> dict:
     with torch.no_grad():
         for images, labels in test.batches(256):
             pred = model(images).argmax(1)
-            ptb = lirpa.PerturbationLpNorm(norm=float("inf"), x_L=(images - eps).clamp(0, 1),
-                                           x_U=(images + eps).clamp(0, 1))
-            lb, _ = bounded.compute_bounds(x=(lirpa.BoundedTensor(images, ptb),), method="IBP",
-                                           C=margin_matrix(pred, test.info.num_classes))
+            _, lb = margin_bounds(bounded, images, pred, eps, "IBP")
             certified.append((lb > 0).all(1))
             correct.append(pred == labels)
     certified, correct = torch.cat(certified), torch.cat(correct)

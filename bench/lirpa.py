@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-__all__ = ["auto_lirpa", "bounded_model", "logit_bounds"]
+__all__ = ["auto_lirpa", "bounded_model", "logit_bounds", "margin_bounds", "margin_matrix"]
 
 
 def _patch_numpy() -> None:
@@ -104,6 +104,14 @@ def bounded_model(model: torch.nn.Module, example: torch.Tensor) -> torch.nn.Mod
     return bounded
 
 
+def _boxed(x: torch.Tensor, eps: float):
+    """``x`` as an auto_LiRPA BoundedTensor over the L∞ box ``[x-eps, x+eps] ∩ [0,1]``."""
+    lirpa = auto_lirpa()
+    ptb = lirpa.PerturbationLpNorm(norm=float("inf"), x_L=(x - eps).clamp(0.0, 1.0),
+                                   x_U=(x + eps).clamp(0.0, 1.0))
+    return lirpa.BoundedTensor(x, ptb)
+
+
 def logit_bounds(
     bounded: torch.nn.Module,
     x: torch.Tensor,
@@ -115,12 +123,32 @@ def logit_bounds(
     ``eps`` is in pixel units of [0,1] images. Returns ``(lower, upper)``, each N×K.
     The box is clipped to the valid image range, as every vicinity in this project is.
     """
-    lirpa = auto_lirpa()
-    ptb = lirpa.PerturbationLpNorm(
-        norm=float("inf"),
-        x_L=(x - eps).clamp(0.0, 1.0),
-        x_U=(x + eps).clamp(0.0, 1.0),
-    )
-    inputs = lirpa.BoundedTensor(x, ptb)
-    lower, upper = bounded.compute_bounds(x=(inputs,), method=method)
-    return lower, upper
+    return bounded.compute_bounds(x=(_boxed(x, eps),), method=method)
+
+
+def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """C with rows e_y − e_j for j ≠ y, shape N×(K−1)×K, so that C·z are the margins z_y − z_j."""
+    eye = torch.eye(num_classes, device=labels.device)
+    C = eye[labels].unsqueeze(1) - eye.unsqueeze(0)
+    keep = torch.ones(len(labels), num_classes, dtype=torch.bool, device=labels.device)
+    keep[torch.arange(len(labels)), labels] = False
+    return C[keep].view(len(labels), num_classes - 1, num_classes)
+
+
+def margin_bounds(
+    bounded: torch.nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    eps: float,
+    method: Literal["IBP", "CROWN-IBP", "CROWN"] = "IBP",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(clean logits, lower bounds of the margins z_y − z_j)`` over the clipped L∞ box.
+
+    The clean forward pass of the bounded tensor comes first and the bounds reuse it (so a
+    dropout layer in training mode is bounded with that pass's mask). Every margin bound
+    positive means the prediction ``labels`` cannot change in the box (a sound certificate).
+    """
+    clean = bounded(_boxed(x, eps))
+    num_classes = clean.shape[1]
+    lower, _ = bounded.compute_bounds(method=method, C=margin_matrix(labels, num_classes))
+    return clean, lower

@@ -23,17 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.lirpa import auto_lirpa, bounded_model
+from bench.lirpa import auto_lirpa, bounded_model, margin_bounds
 from bench.method import LossOutput, Method, register_method
-
-
-def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """C with rows e_y − e_j for j ≠ y, shape N×(K−1)×K, so that C·z are the margins z_y − z_j."""
-    eye = torch.eye(num_classes, device=labels.device)
-    C = eye[labels].unsqueeze(1) - eye.unsqueeze(0)
-    keep = torch.ones(len(labels), num_classes, dtype=torch.bool, device=labels.device)
-    keep[torch.arange(len(labels)), labels] = False
-    return C[keep].view(len(labels), num_classes - 1, num_classes)
 
 
 @register_method
@@ -95,18 +86,8 @@ class IBP(Method):
         return float(self.schedule.get_eps())
 
     def bounds(self, images: torch.Tensor, labels: torch.Tensor, eps: float):
-        """``(clean logits, lower bounds of the margins z_y − z_j)`` over the clipped L∞ box.
-
-        The clean forward pass of the bounded tensor comes first and the bounds reuse it (so a
-        dropout layer in training mode bounds with that pass's mask).
-        """
-        lirpa = auto_lirpa()
-        ptb = lirpa.PerturbationLpNorm(norm=float("inf"), x_L=(images - eps).clamp(0, 1),
-                                       x_U=(images + eps).clamp(0, 1))
-        clean = self.bounded(lirpa.BoundedTensor(images, ptb))
-        lb, _ = self.bounded.compute_bounds(method=self.hparams["bound"],
-                                            C=margin_matrix(labels, self.info.num_classes))
-        return clean, lb
+        """``(clean logits, lower bounds of the margins z_y − z_j)`` (:func:`bench.lirpa.margin_bounds`)."""
+        return margin_bounds(self.bounded, images, labels, eps, self.hparams["bound"])
 
     def loss(self, model, images, labels):
         eps = self.current_eps()

@@ -139,7 +139,7 @@ def test_adversarial_inputs_lie_in_the_box_and_raise_the_loss(key):
 
 
 def test_ibp_bounds_contain_the_margins_of_points_in_the_box():
-    from methods.ibp import margin_matrix
+    from bench.lirpa import margin_matrix
 
     info = DATASETS["mnist"]
     torch.manual_seed(0)
