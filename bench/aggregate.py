@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.paper import paper_table
 
-__all__ = ["build_table", "TRANSFORM_COLUMNS"]
+__all__ = ["build_extra", "build_table", "select_arch", "TRANSFORM_COLUMNS"]
 
 TRANSFORM_COLUMNS = {"translate": "translation", "rotate": "rotation", "affine": "affine", "scale": "scale"}
 CERT_METRICS = ["standard_accuracy", "certified_robustness_rate", "certified_robust_accuracy"]
@@ -108,3 +108,74 @@ def build_table(number: int, paths: list[str], reference: dict[str, str] | None 
         long = pd.DataFrame(train_rows + infer)
         return _attach(long, 4, ["method", "dataset"], reference)
     raise ValueError(f"no such table: {number}")
+
+
+def _attack_long(rows: list[dict], key: str | None) -> pd.DataFrame:
+    """Attack results in the long form of Tables 3 and 9, with the protocol beside each row."""
+    df = pd.DataFrame(rows)
+    df["metric"], df["value"] = "defence_success_rate", df["defence_success_rate"]
+    df["settings"] = df["settings"].map(lambda s: json.dumps(s, sort_keys=True))
+    cols = ["method", "dataset", "arch", "seed", "protocol", "inference", "inputs", "settings", "metric", "value"]
+    if key == "attack":
+        df = df.drop(columns="attack").rename(columns={"label": "attack"})
+        cols = ["attack", *cols]
+    return df[cols]
+
+
+def build_extra(name: str, paths: list[str], tolerance: float = 5.0) -> pd.DataFrame:
+    """A beyond-the-paper output (:data:`bench.plan.EXTRA_TABLES`), the λ ablation, or the
+    sweep's architecture choices, in long form from the job outputs at ``paths``."""
+    from bench.masking import flags
+
+    rows = _read([p for p in paths if p.endswith(".json")])
+    if name == "table3_adaptive":
+        return _attack_long(rows, None)
+    if name == "table9_adaptive":
+        return _attack_long(rows, "attack")
+    if name == "certificate_audit":
+        df = pd.DataFrame(rows)
+        df["wrong_rate"] = 100.0 * df["wrong"] / df["audited"].where(df["audited"] > 0)
+        return df
+    if name == "native_certificates":
+        native = [r for r in rows if "certificate" in r]
+        prob = [{**{k: r[k] for k in ("method", "dataset", "arch", "seed")},
+                 "certificate": f"probabilistic ({r['procedure']}), κ = {r['kappa']}, α = {r['alpha']}",
+                 "norm": r["spec"], "radius": None, "metric": "certified_robust_accuracy",
+                 "value": r["certified_robust_accuracy"], "inputs": r["inputs"]}
+                for r in rows if "procedure" in r]
+        return pd.DataFrame(native + prob).drop(columns=["settings", "seconds"], errors="ignore")
+    if name == "masking":
+        by_run: dict[tuple, dict[str, float]] = {}
+        for r in rows:
+            key = (r["method"], r["dataset"], r["arch"], r["seed"])
+            by_run.setdefault(key, {})[r["attack"]] = r["defence_success_rate"]
+        return pd.DataFrame([{"method": m, "dataset": d, "arch": a, "seed": s, **f}
+                             for (m, d, a, s), rates in by_run.items() for f in flags(rates, tolerance)])
+    if name == "ablation":
+        out = []
+        for r in rows:
+            keys = {k: r[k] for k in ("method", "dataset", "arch", "seed", "hparam")} | {"hparam_value": r["value"]}
+            if "attack" in r:
+                out.append({**keys, "metric": "autoattack_defence_success_rate", "procedure": None,
+                            "value": r["defence_success_rate"]})
+            else:  # standard accuracy does not depend on the procedure: one row
+                out.append({**keys, "metric": "certified_robust_accuracy", "procedure": r["procedure"],
+                            "value": r["certified_robust_accuracy"]})
+                out.append({**keys, "metric": "standard_accuracy", "procedure": None, "value": r["standard_accuracy"]})
+        df = pd.DataFrame(out).drop_duplicates(["dataset", "seed", "hparam_value", "metric", "procedure"])
+        return df.sort_values(["dataset", "hparam_value", "metric"]).reset_index(drop=True)
+    if name == "arch_selection":
+        return pd.DataFrame([{**{k: v for k, v in r.items() if k != "candidates"},
+                              "candidates": json.dumps(r["candidates"])} for r in rows])
+    raise ValueError(f"no such output: {name}")
+
+
+def select_arch(paths: list[str], paper_arch: str) -> dict:
+    """``arch: sweep``: the candidate with the highest validation certified robust accuracy
+    (ties: higher standard accuracy, then the paper's architecture)."""
+    rows = _read(paths)
+    best = max(rows, key=lambda r: (r["certified_robust_accuracy"], r["standard_accuracy"], r["arch"] == paper_arch))
+    return {k: best[k] for k in ("method", "dataset", "seed", "arch")} | {
+        "criterion": "validation certified robust accuracy", "paper_arch": paper_arch,
+        "candidates": {r["arch"]: {"certified_robust_accuracy": r["certified_robust_accuracy"],
+                                   "standard_accuracy": r["standard_accuracy"]} for r in rows}}

@@ -33,6 +33,7 @@ class AttackBudget:
     num_classes: int = 10
     seed: int = 0
     channels: int = 3
+    square_queries: int = 5000  # torchattacks' default and the original AutoAttack's
 
     def step(self, default: float) -> float:
         """A torchattacks default L∞ step size, scaled to this budget's eps."""
@@ -63,7 +64,7 @@ ATTACKS: dict[str, Builder] = {
     "SINIFGSM": lambda m, b: torchattacks.SINIFGSM(m, eps=b.linf, alpha=b.step(2 / 255)),
     "VNIFGSM": lambda m, b: torchattacks.VNIFGSM(m, eps=b.linf, alpha=b.step(2 / 255)),
     "APGDT": lambda m, b: torchattacks.APGDT(m, eps=b.linf, n_classes=b.num_classes, seed=b.seed),
-    "Square": lambda m, b: torchattacks.Square(m, eps=b.linf, seed=b.seed),
+    "Square": lambda m, b: torchattacks.Square(m, eps=b.linf, n_queries=b.square_queries, seed=b.seed),
     "GN": lambda m, b: torchattacks.GN(m, std=b.gaussian_std),
     "OnePixel": lambda m, b: torchattacks.OnePixel(m),
     "Pixle": lambda m, b: torchattacks.Pixle(m),

@@ -22,6 +22,7 @@ samples are drawn: it is the prediction on the clean input, which lies in its ow
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -40,7 +41,9 @@ __all__ = [
     "CertifyResult",
     "Certifier",
     "OUTCOMES",
+    "SampleTape",
     "certify",
+    "certify_many",
     "classifier",
     "default_batch_size",
     "summarize",
@@ -95,7 +98,8 @@ class CertifyResult:
     p_certify: np.ndarray  # right tail (paper) or 1/M (valid tests), at the stop
     p_not_robust: np.ndarray  # left tail (paper) or 1/M of the opposite test
     outcome: torch.Tensor  # index into OUTCOMES
-    drawn: int = 0  # samples drawn in all, including those discarded past a stop
+    drawn: int = 0  # samples newly drawn for this run (earlier runs on a shared tape drew the rest)
+    seconds: float = 0.0  # wall time of this run, its new draws included
     config: dict = field(default_factory=dict)
 
     def frame(self, labels: torch.Tensor | None = None,
@@ -259,6 +263,90 @@ def default_batch_size(device: torch.device) -> int:
     return 4096 if torch.device(device).type == "cuda" else 256
 
 
+class SampleTape:
+    """Per-input streams of vicinity predictions, drawn once and replayed.
+
+    Several certification settings on the same inputs and vicinity (the two procedures, the κ
+    of Table 11, the α of Table 12) read the same i.i.d. stream of each input: a run consumes a
+    prefix of every input's stream, drawing only the samples no earlier run has drawn. Each
+    run's test still sees i.i.d. samples of the vicinity, so its guarantee is unchanged; the
+    settings become paired (their differences are not sampling noise), and a table costs its
+    longest run instead of the sum of its runs.
+    """
+
+    def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                 vicinity: Vicinity, batch_size: int, seed: int):
+        self.predict, self.images, self.vicinity, self.batch_size = predict, images, vicinity, batch_size
+        self.gen = torch.Generator(device=images.device).manual_seed(seed)
+        self.streams: list[torch.Tensor] = [torch.empty(0, dtype=torch.int16)] * len(images)
+        self.drawn = 0  # samples actually drawn and predicted, over all runs
+
+    def reader(self) -> Draw:
+        """A fresh ``draw`` for :meth:`Certifier.run`: it starts every input's stream at 0."""
+        position = torch.zeros(len(self.images), dtype=torch.long)
+
+        def draw(inputs: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+            inputs, sizes = inputs.cpu(), sizes.cpu()
+            end = position[inputs] + sizes
+            have = torch.tensor([len(self.streams[i]) for i in inputs.tolist()], dtype=torch.long)
+            self._extend(inputs, (end - have).clamp(min=0))
+            out = torch.cat([self.streams[i][p:e] for i, p, e in
+                             zip(inputs.tolist(), position[inputs].tolist(), end.tolist())])
+            position[inputs] = end
+            return out.long()
+
+        return draw
+
+    def _extend(self, inputs: torch.Tensor, missing: torch.Tensor) -> None:
+        if int(missing.sum()) == 0:
+            return
+        device = self.images.device
+        owner = torch.repeat_interleave(inputs, missing).to(device)
+        out = []
+        for s in range(0, len(owner), self.batch_size):
+            batch = self.vicinity.flat(self.images[owner[s : s + self.batch_size]], 1, self.gen)
+            out.append(self.predict(batch))
+        preds = torch.cat(out).cpu().to(torch.int16)
+        self.drawn += len(preds)
+        for i, chunk in zip(inputs.tolist(), preds.split(missing.tolist())):
+            if len(chunk):
+                self.streams[i] = torch.cat([self.streams[i], chunk])
+
+
+def certify_many(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    vicinity: Vicinity,
+    num_classes: int,
+    configs: list[CertifyConfig],
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[list[CertifyResult], torch.Tensor]:
+    """Certify each image of ``images`` (N×C×H×W in [0,1]) within ``vicinity``, once per config.
+
+    ``predict`` maps a batch of images to classes (:func:`classifier` wraps a model). All
+    configs read the same sample streams (:class:`SampleTape`), drawn on the images' device from
+    a generator seeded with ``seed``, in forward batches of at most the first config's
+    ``batch_size`` images (see :func:`default_batch_size`). Configs run in the given order, so
+    the first one's ``seconds`` is what it costs alone. Returns one result per config and the
+    clean prediction.
+    """
+    if not configs:
+        raise ValueError("certify_many needs at least one CertifyConfig")
+    certifiers = [Certifier(c, num_classes) for c in configs]  # refuses bad configs before any work
+    batch_size = configs[0].batch_size or default_batch_size(images.device)
+    clean = torch.cat([predict(images[s : s + batch_size])
+                       for s in range(0, len(images), batch_size)]).long()
+    tape = SampleTape(predict, images, vicinity, batch_size, seed)
+    results = []
+    for certifier in certifiers:
+        start, before = time.perf_counter(), tape.drawn
+        result = certifier.run(len(images), tape.reader(), candidate=clean, progress=progress)
+        result.drawn, result.seconds = tape.drawn - before, time.perf_counter() - start
+        results.append(result)
+    return results, clean.cpu()
+
+
 def certify(
     predict: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
@@ -268,30 +356,11 @@ def certify(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[CertifyResult, torch.Tensor]:
-    """Certify each image of ``images`` (N×C×H×W in [0,1]) within ``vicinity``.
-
-    ``predict`` maps a batch of images to classes (:func:`classifier` wraps a model). Samples
-    are drawn on the images' device from a generator seeded with ``seed``, in forward batches of
-    at most ``config.batch_size`` images (see :func:`default_batch_size`). Returns the per-input result and the clean prediction.
-    """
-    config = config or CertifyConfig()
-    certifier = Certifier(config, num_classes)
-    device = images.device
-    batch_size = config.batch_size or default_batch_size(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    clean = torch.cat([predict(images[s : s + batch_size])
-                       for s in range(0, len(images), batch_size)]).long()
-
-    def draw(inputs: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
-        owner = torch.repeat_interleave(inputs, sizes).to(device)
-        out = []
-        for s in range(0, len(owner), batch_size):
-            batch = vicinity.flat(images[owner[s : s + batch_size]], 1, gen)
-            out.append(predict(batch))
-        return torch.cat(out)
-
-    result = certifier.run(len(images), draw, candidate=clean, progress=progress)
-    return result, clean.cpu()
+    """Certify each image of ``images`` (N×C×H×W in [0,1]) within ``vicinity`` under one
+    config (:func:`certify_many` with a single setting)."""
+    results, clean = certify_many(predict, images, vicinity, num_classes, [config or CertifyConfig()],
+                                  seed, progress)
+    return results[0], clean
 
 
 def summarize(frame: pd.DataFrame) -> dict[str, float]:

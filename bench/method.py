@@ -85,6 +85,8 @@ class Method:
     architectures: ClassVar[tuple[str, ...]]
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     vote: ClassVar[bool] = False  # True if the method predicts by a vote over the vicinity
+    #: its own certificate, run beside the probabilistic one (bench.native): "smoothing" or "bounds"
+    native_certificate: ClassVar[str | None] = None
 
     def __init__(self, hparams: dict[str, Any], info: DatasetInfo, vicinity: Vicinity,
                  generator: torch.Generator):
@@ -135,10 +137,21 @@ class Method:
         """Called between ``backward()`` and ``optimizer.step()`` (gradient clipping, say)."""
 
     def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """The method's prediction for a batch: argmax of the logits unless overridden."""
+        """The method's prediction for a batch: argmax of the logits, or, for a voting method,
+        the majority class over ``vote_samples`` of its :meth:`vote_inputs`."""
         with torch.inference_mode():
             model.eval()
-            return model(images).argmax(1)
+            if not self.vote:
+                return model(images).argmax(1)
+            n = int(self.hparams["vote_samples"])
+            votes = model(self.vote_inputs(images, n)).argmax(1).view(len(images), n)
+            return majority_vote(votes, self.info.num_classes)
+
+    def vote_inputs(self, images: torch.Tensor, n: int) -> torch.Tensor:
+        """The ``n`` inputs per image a voting method classifies, (N·n)×C×H×W, grouped by image;
+        differentiable in ``images`` (the adaptive attacks take gradients through it).
+        Default: draws of the vicinity (Eq. 6)."""
+        return self.samples(images, n)
 
     def samples(self, images: torch.Tensor, n: int) -> torch.Tensor:
         """``n`` draws of the vicinity per image, (N·n)×C×H×W, from the method's generator."""

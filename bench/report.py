@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 from bench.io import atomic_path, write_csv  # noqa: E402
 
-__all__ = ["figure3", "html_report", "job_times", "vicinity_figure"]
+__all__ = ["EXTRA_TITLES", "figure2", "figure3", "html_report", "job_times", "vicinity_figure"]
 
 TITLES = {
     1: "Table 1: standard accuracy, certified robustness rate, certified robust accuracy (L∞)",
@@ -40,6 +40,18 @@ TITLES = {
     10: "Table 10: certified robust accuracy within the smaller vicinity",
     11: "Table 11: certified robust accuracy against κ (κ = 0: sound IBP bounds)",
     12: "Table 12: certified robust accuracy against the confidence 1−α",
+}
+
+
+#: the outputs beyond the paper (issue 5), the ablation and the sweep's choices
+EXTRA_TITLES = {
+    "table3_adaptive": "Table 3, adaptive: AutoAttack (rand version, EOT) on the vote itself",
+    "table9_adaptive": "Table 9, adaptive: attacks with expectation over the vote's sampling",
+    "certificate_audit": "Certificate audit: certified inputs whose fresh-sample rate lies below 1−κ",
+    "native_certificates": "Native certificates of the baselines, beside the probabilistic one",
+    "masking": "Gradient-masking checks (Carlini et al. 2019); red: flag raised",
+    "ablation": "λ ablation (Figure 2's numbers)",
+    "arch_selection": "Architecture chosen per method by validation certified robust accuracy (arch: sweep)",
 }
 
 
@@ -64,6 +76,22 @@ def figure3(logs: dict[str, str], png: str, svg: str) -> None:
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.legend(fontsize=7)
+    _save(fig, png, svg)
+
+
+def figure2(ablation_csv: str, png: str, svg: str) -> None:
+    """Figure 2: standard accuracy, certified robust accuracy (per procedure) and AutoAttack
+    defence success rate against the ablated hyperparameter (λ by default)."""
+    df = pd.read_csv(ablation_csv)
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for (metric, procedure), group in df.groupby(["metric", df["procedure"].fillna("")], sort=False):
+        g = group.groupby("hparam_value")["value"].mean()
+        label = metric.replace("_", " ") + (f" ({procedure})" if metric == "certified_robust_accuracy" else "")
+        ax.plot(g.index, g.values, marker="o", label=label)
+    ax.set_xlabel(df["hparam"].iloc[0] if len(df) else "value")
+    ax.set_ylabel("%")
+    ax.set_title(f"Figure 2: {df['method'].iloc[0] if len(df) else ''} against {df['hparam'].iloc[0] if len(df) else ''}")
+    ax.legend(fontsize=7)
     _save(fig, png, svg)
 
 
@@ -93,7 +121,8 @@ def job_times(paths: list[str], out: str) -> pd.DataFrame:
     rows = []
     for p in paths:
         bench = pd.read_csv(p, sep="\t")
-        rows.append({"job": Path(p).parent.name + "/" + Path(p).stem, "seconds": float(bench["s"].iloc[0]),
+        name = str(Path(p).with_suffix("")).removeprefix("results/benchmarks/")
+        rows.append({"job": name, "seconds": float(bench["s"].iloc[0]),
                      "max_rss_mb": float(bench["max_rss"].iloc[0]) if "max_rss" in bench else None})
     df = pd.DataFrame(rows).sort_values("job")
     write_csv(df, out)
@@ -177,8 +206,50 @@ def _provenance(config: dict) -> str:
     return table + f"<h3>Config</h3><pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre>"
 
 
-def html_report(tables: dict[int, str], figures: dict[str, str], times: str, config: dict, out: str) -> None:
-    """Write one self-contained HTML page (images embedded as data URIs)."""
+def _masking_html(df: pd.DataFrame) -> str:
+    """One row per model, one column per check; a raised flag in red."""
+    out = ["<table><tr><th>method</th><th>dataset</th>" + "".join(
+        f"<th title='{html.escape(c)}'>{html.escape(k)}</th>"
+        for k, c in dict(zip(df["check"], df["compares"])).items()) + "</tr>"]
+    for (method, dataset), group in df.groupby(["method", "dataset"], sort=False):
+        cells = ""
+        for r in group.to_dict("records"):
+            flag = r["flag"]
+            style = ' style="background:#f4b6b0"' if flag is True or flag == "True" else ""
+            text = "–" if pd.isna(r["difference"]) else f"{r['difference']:+.1f}"
+            cells += f"<td{style}>{text}</td>"
+        out.append(f"<tr><td>{html.escape(method)}</td><td>{html.escape(dataset)}</td>{cells}</tr>")
+    tol = df["tolerance"].iloc[0] if len(df) else 0
+    return "\n".join(out) + (f"</table><p class='note'>Differences in percentage points of defence success "
+                             f"rate; a flag is raised above {tol:g} points (unbounded: the rate itself).</p>")
+
+
+def _extra_html(name: str, path: str) -> str:
+    df = pd.read_csv(path)
+    if df.empty:
+        return "<p class='note'>No rows (no model needs this output in this config).</p>"
+    if name == "masking":
+        return _masking_html(df)
+    keep = [c for c in df.columns if c not in ("settings", "candidates") or name == "arch_selection"]
+    return df[keep].to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="–")
+
+
+def _flags_by_method(extras: dict[str, str]) -> dict[str, list[str]]:
+    if "masking" not in extras:
+        return {}
+    df = pd.read_csv(extras["masking"])
+    raised = df[df["flag"].astype(str).eq("True")] if len(df) else df
+    return raised.groupby("method")["check"].agg(list).to_dict() if len(raised) else {}
+
+
+def html_report(tables: dict[int, str], figures: dict[str, str], times: str, config: dict, out: str,
+                extras: dict[str, str] | None = None) -> None:
+    """Write one self-contained HTML page (images embedded as data URIs).
+
+    ``extras`` maps the names of :data:`EXTRA_TITLES` to their CSV; a model with a raised
+    gradient-masking flag gets a red mark beside its rows in every table."""
+    extras = extras or {}
+    flagged = _flags_by_method(extras)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cpr-bench report</title><style>",
              "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}",
              "table{border-collapse:collapse;margin:1em 0;font-size:13px}",
@@ -190,7 +261,15 @@ def html_report(tables: dict[int, str], figures: dict[str, str], times: str, con
              "procedure, which is not a valid sequential test; <b>mixture</b> and <b>sprt</b> rows use valid ones.</p>"]
     for number in sorted(tables):
         df = pd.read_csv(tables[number])
+        if flagged and "method" in df:
+            df["method"] = df["method"].map(lambda m: f"{m} ⚑ masking: {', '.join(flagged[m])}" if m in flagged else m)
         parts += [f"<h2>{html.escape(TITLES.get(number, f'Table {number}'))}</h2>", _table_html(df, number)]
+        adaptive = {3: "table3_adaptive", 9: "table9_adaptive"}.get(number)
+        if adaptive in extras:
+            parts += [f"<h3>{html.escape(EXTRA_TITLES[adaptive])}</h3>", _extra_html(adaptive, extras[adaptive])]
+    for name, path in extras.items():
+        if name not in ("table3_adaptive", "table9_adaptive"):
+            parts += [f"<h2>{html.escape(EXTRA_TITLES.get(name, name))}</h2>", _extra_html(name, path)]
     for title, path in figures.items():
         parts += [f"<h2>{html.escape(title)}</h2>", _img(path)]
     jt = pd.read_csv(times)

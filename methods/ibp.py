@@ -33,6 +33,7 @@ class IBP(Method):
     name = "IBP"
     citation = "Shi et al., Fast certified robust training with short warmup, NeurIPS 2021"
     architectures = ("wrn8", "cnn7", "convnet")
+    native_certificate = "bounds"
     defaults = {
         "all": {"reg_lambda": 0.5, "tol": 0.5, "lr": 5e-4, "grad_clip": 10.0, "bound": "IBP"},
         "28x28": {"eps": 0.4, "ramp_start": 1, "ramp_epochs": 20},

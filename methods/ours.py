@@ -11,7 +11,7 @@ leaves it to a command-line flag; Table 4's cost ratio of about 19.6 to ERM sugg
 import torch
 import torch.nn.functional as F
 
-from bench.method import LossOutput, Method, majority_vote, register_method
+from bench.method import LossOutput, Method, register_method
 
 
 def safe_std(losses: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -28,7 +28,7 @@ class Ours(Method):
     citation = "Towards Certified Probabilistic Robustness with High Accuracy (anonymous ICLR submission)"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
     defaults = {"all": {"n_samples": 16, "lam": 1.0, "vote_samples": 100}}
-    vote = True  # Eq. (6): the prediction is the majority over the vicinity
+    vote = True  # Eq. (6): the prediction is the majority over vote_samples draws of the vicinity
 
     def loss(self, model, images, labels):
         n, lam = int(self.hparams["n_samples"]), float(self.hparams["lam"])
@@ -39,11 +39,3 @@ class Ours(Method):
         mu, sigma = per_sample.mean(1), safe_std(per_sample, 1)
         loss = (mu + lam * sigma).mean()
         return LossOutput(loss, logits[:N], labels, {"mean": mu.mean().item(), "std": sigma.mean().item()})
-
-    def predict(self, model, images):
-        """Eq. (6): the majority class over ``vote_samples`` draws of the vicinity."""
-        n = int(self.hparams["vote_samples"])
-        with torch.inference_mode():
-            model.eval()
-            votes = model(self.samples(images, n)).argmax(1).view(len(images), n)
-            return majority_vote(votes, self.info.num_classes)

@@ -8,7 +8,7 @@ noisy copies.
 import torch
 import torch.nn.functional as F
 
-from bench.method import LossOutput, Method, majority_vote, register_method
+from bench.method import LossOutput, Method, register_method
 
 
 @register_method
@@ -17,6 +17,7 @@ class RS(Method):
     name = "RS"
     citation = "Cohen, Rosenfeld & Kolter, Certified adversarial robustness via randomized smoothing, ICML 2019"
     architectures = ("cifar_resnet110", "convnet")
+    native_certificate = "smoothing"
     defaults = {"all": {"sigma": 0.25, "vote_samples": 100}}
     vote = True
 
@@ -24,14 +25,10 @@ class RS(Method):
         noise = torch.randn(images.shape, generator=self.generator, device=images.device, dtype=images.dtype)
         return images + float(self.hparams["sigma"]) * noise
 
+    def vote_inputs(self, images: torch.Tensor, n: int) -> torch.Tensor:
+        """Cohen et al.'s PREDICT votes over noisy copies, not over the vicinity."""
+        return self.noisy(images.repeat_interleave(n, 0))
+
     def loss(self, model, images, labels):
         logits = model(self.noisy(images))
         return LossOutput(F.cross_entropy(logits, labels), logits)
-
-    def predict(self, model, images):
-        n = int(self.hparams["vote_samples"])
-        with torch.inference_mode():
-            model.eval()
-            copies = images.repeat_interleave(n, 0)
-            votes = model(self.noisy(copies)).argmax(1).view(len(images), n)
-            return majority_vote(votes, self.info.num_classes)

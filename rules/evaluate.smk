@@ -41,3 +41,133 @@ rule attack:
         "../envs/bench.yaml"
     script:
         "../scripts/attack.py"
+
+
+use rule certify as certify_ablation with:
+    input:
+        model=f"{ABLATION}/model.json",
+        weights=f"{ABLATION}/model.safetensors",
+    output:
+        summary=f"{ABLATION}/certify/table{{table}}.json",
+        inputs=f"{ABLATION}/certify/table{{table}}_inputs.csv",
+    log:
+        f"{ABLATION_LOGS}/certify{{table}}.log",
+    benchmark:
+        f"{ABLATION_BENCH}/certify{{table}}.tsv"
+
+
+use rule attack as attack_ablation with:
+    input:
+        model=f"{ABLATION}/model.json",
+        weights=f"{ABLATION}/model.safetensors",
+    output:
+        result=f"{ABLATION}/attacks/{{attack}}.json",
+    log:
+        f"{ABLATION_LOGS}/attack_{{attack}}.log",
+    benchmark:
+        f"{ABLATION_BENCH}/attack_{{attack}}.tsv"
+
+
+def transfer_source(wildcards):
+    """erm's model on the same dataset and seed: the transfer attack is crafted on it."""
+    arch = arch_of(wildcards.dataset, "erm", wildcards.seed)
+    return f"results/{wildcards.dataset}/erm/{arch}/seed{wildcards.seed}/model.json"
+
+
+use rule attack as transfer with:
+    input:
+        model=f"{RUN}/model.json",
+        weights=f"{RUN}/model.safetensors",
+        source=transfer_source,
+    output:
+        result=f"{RUN}/attacks/TransferFromERM.json",
+    log:
+        f"{LOGS}/attack_TransferFromERM.log",
+    benchmark:
+        f"{BENCH}/attack_TransferFromERM.tsv"
+
+
+ruleorder: transfer > attack
+
+
+rule audit:
+    """Fresh-sample audit of one model's Table 1 certificates (issue 5: which certificate can be trusted)."""
+    input:
+        model=f"{RUN}/model.json",
+        weights=f"{RUN}/model.safetensors",
+        certified=f"{RUN}/certify/table1_inputs.csv",
+    output:
+        result=f"{RUN}/audit.json",
+    log:
+        f"{LOGS}/audit.log",
+    benchmark:
+        f"{BENCH}/audit.tsv"
+    threads: config["resources"]["eval_threads"]
+    resources:
+        gpu=config["resources"]["gpus"],
+        runtime=config["resources"]["eval_minutes"],
+        mem_mb=config["resources"]["mem_mb"],
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/audit.py"
+
+
+rule native:
+    """The method's own certificate: Cohen et al.'s CERTIFY (RS) or sound bounds (IBP)."""
+    input:
+        model=f"{RUN}/model.json",
+        weights=f"{RUN}/model.safetensors",
+    output:
+        result=f"{RUN}/native.json",
+    log:
+        f"{LOGS}/native.log",
+    benchmark:
+        f"{BENCH}/native.tsv"
+    threads: config["resources"]["eval_threads"]
+    resources:
+        gpu=config["resources"]["gpus"],
+        runtime=config["resources"]["eval_minutes"],
+        mem_mb=config["resources"]["mem_mb"],
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/native.py"
+
+
+rule validation:
+    """arch: sweep — validation certified robust accuracy of one candidate architecture."""
+    input:
+        model=f"{RUN}/model.json",
+        weights=f"{RUN}/model.safetensors",
+    output:
+        result=f"{RUN}/certify/validation.json",
+    log:
+        f"{LOGS}/validation.log",
+    benchmark:
+        f"{BENCH}/validation.tsv"
+    threads: config["resources"]["eval_threads"]
+    resources:
+        gpu=config["resources"]["gpus"],
+        runtime=config["resources"]["eval_minutes"],
+        mem_mb=config["resources"]["mem_mb"],
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/validation.py"
+
+
+checkpoint select_arch:
+    """arch: sweep — the best architecture of one method by validation certified robust accuracy."""
+    input:
+        lambda w: [f"results/{w.dataset}/{w.method}/{a}/seed{w.seed}/certify/validation.json"
+                   for a in plan.get_method(w.method).architectures],
+    output:
+        "results/{dataset}/{method}/seed{seed}/arch.json",
+    log:
+        "results/logs/{dataset}/{method}/seed{seed}/select_arch.log",
+    localrule: True
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/select_arch.py"

@@ -15,6 +15,42 @@ rule table:
         "../scripts/table.py"
 
 
+rule extra_table:
+    """An output beyond the paper (adaptive attacks, certificate audit, native certificates,
+    gradient-masking flags), the λ ablation, or the sweep's architecture choices."""
+    input:
+        extra_inputs,
+    output:
+        report("reports/{name}.csv", category="Beyond the paper"),
+    wildcard_constraints:
+        name="|".join(n for names in plan.EXTRA_TABLES.values() for n in names) + "|ablation|arch_selection",
+    params:
+        tolerance=config.get("masking", {}).get("tolerance", 5.0),
+    log:
+        "results/logs/{name}.log",
+    localrule: True
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/extra_table.py"
+
+
+rule figure2:
+    """Figure 2: standard accuracy, certified robust accuracy and AutoAttack defence against λ."""
+    input:
+        "reports/ablation.csv",
+    output:
+        png=report("reports/figure2.png", category="Figures"),
+        svg="reports/figure2.svg",
+    log:
+        "results/logs/figure2.log",
+    localrule: True
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/figure2.py"
+
+
 rule figures:
     """Figure 3 (training curves) and a panel of samples of every vicinity used."""
     input:
@@ -36,6 +72,8 @@ rule report:
     """One self-contained HTML page: every table beside the paper's, the figures, provenance."""
     input:
         tables=expand("reports/table{table}.csv", table=TABLES),
+        extras=expand("reports/{name}.csv", name=EXTRAS),
+        figure2=["reports/figure2.png"] if config.get("ablation") else [],
         figure3="reports/figure3.png",
         vicinities="reports/vicinities.png",
         benchmarks=job_benchmarks,

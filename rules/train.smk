@@ -17,3 +17,14 @@ rule train:
         "../envs/bench.yaml"
     script:
         "../scripts/train.py"
+
+
+use rule train as train_ablation with:
+    output:
+        model=f"{ABLATION}/model.json",
+        weights=f"{ABLATION}/model.safetensors",
+        log=f"{ABLATION}/log.csv",
+    log:
+        f"{ABLATION_LOGS}/train.log",
+    benchmark:
+        f"{ABLATION_BENCH}/train.tsv"

@@ -1,8 +1,12 @@
 """Snakemake job: job wall times, then the self-contained HTML report (bench.report)."""
+from pathlib import Path
+
 from bench.report import html_report, job_times
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 job_times(list(smk.input.benchmarks), smk.output.times)
 tables = {int(p.split("table")[-1].split(".")[0]): p for p in smk.input.tables}
-figures = {"Figure 3: training curves": smk.input.figure3, "Vicinity samples": smk.input.vicinities}
-html_report(tables, figures, smk.output.times, dict(smk.config), smk.output.html)
+extras = {Path(p).stem: p for p in smk.input.extras}
+figures = {"Figure 2: λ ablation": smk.input.figure2[0]} if smk.input.figure2 else {}
+figures |= {"Figure 3: training curves": smk.input.figure3, "Vicinity samples": smk.input.vicinities}
+html_report(tables, figures, smk.output.times, dict(smk.config), smk.output.html, extras)

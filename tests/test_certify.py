@@ -187,3 +187,46 @@ def test_summarize_uses_the_certified_prediction():
                           "samples": [459, 459, 459, 3]})
     s = summarize(frame)
     assert (s["standard_accuracy"], s["certified_robustness_rate"], s["certified_robust_accuracy"]) == (75.0, 75.0, 50.0)
+
+
+def _pixel_sign():
+    """A classifier of vicinity samples whose output depends on the sample: the stream is data."""
+    return lambda images: (images.flatten(1)[:, 0] > images.flatten(1)[:, 1]).long()
+
+
+def test_a_sample_tape_replays_each_inputs_stream_however_it_is_read():
+    from bench.certify import SampleTape
+
+    x = torch.rand(5, 1, 4, 4)
+    tape = SampleTape(_pixel_sign(), x, LINF, batch_size=7, seed=3)
+    first, second = tape.reader(), tape.reader()
+    a = [first(torch.tensor([0, 1, 2, 3, 4]), torch.tensor([3, 1, 4, 1, 5]))]
+    a.append(first(torch.tensor([1, 3]), torch.tensor([6, 2])))
+    b = second(torch.tensor([3, 1]), torch.tensor([3, 9]))  # other inputs, other chunking
+    assert tape.drawn == 3 + 9 + 4 + 3 + 5  # each input's longest read, nothing twice
+    per_input_a = {0: a[0][:3], 1: torch.cat([a[0][3:4], a[1][:6]]), 3: torch.cat([a[0][8:9], a[1][6:]])}
+    assert torch.equal(b[:3], per_input_a[3]) and torch.equal(b[3:10], per_input_a[1])
+    # a fresh tape with the same seed, read in one go per input, draws the same first samples
+    solo = SampleTape(_pixel_sign(), x, LINF, batch_size=7, seed=3).reader()
+    assert torch.equal(solo(torch.tensor([0, 1, 2, 3, 4]), torch.tensor([3, 1, 4, 1, 5])), a[0])
+
+
+def test_settings_certified_together_share_samples_and_match_running_alone():
+    from bench.certify import certify_many
+
+    x = torch.rand(30, 1, 4, 4)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    torch.manual_seed(0)
+    configs = [CertifyConfig(kappa=0.1, alpha=a, procedure=p, budget=400)
+               for p in ("paper", "mixture") for a in (0.05, 0.01)]
+    results, clean = certify_many(classifier(model), x, parse_vicinity("linf:0.2"), 3, configs, seed=5,
+                                  progress=False)
+    alone, _ = certify(classifier(model), x, parse_vicinity("linf:0.2"), 3, configs[0], seed=5, progress=False)
+    assert torch.equal(results[0].samples, alone.samples) and torch.equal(results[0].outcome, alone.outcome)
+    # later settings only draw what no earlier one drew: in all, each input's longest prefix
+    assert sum(r.drawn for r in results) <= 30 * 400
+    assert sum(r.drawn for r in results[1:]) < sum(int(r.samples.sum()) for r in results[1:])
+    for r, cfg in zip(results, configs):  # each result still obeys its own stopping rule
+        test = cfg.make_test()
+        certified = r.outcome == OUTCOMES.index("certified")
+        assert (r.count[certified].numpy() >= test.certify_at[r.samples[certified].numpy()]).all()

@@ -48,14 +48,36 @@ def test_dry_run_builds_every_method_attack_and_table(workdir, name, datasets):
     methods = len(package_methods())
     assert methods >= 9
     models = datasets * methods * len(cfg["seeds"])
-    attacks = len(ATTACKS) if cfg["attacks"]["names"] == "all" else len(cfg["attacks"]["names"])
+    names = list(ATTACKS) if cfg["attacks"]["names"] == "all" else cfg["attacks"]["names"]
+    votes = len([m for m in package_methods() if get_method(m).vote])
+    checks = {"PGDMoreSteps", "PGDUnbounded", "FGSM", "PGD", "Square"} - set(names)
+    adaptive = len(cfg["adaptive"]["attacks"]) + 1  # + AutoAttack's rand version
     assert counts["train"] == models
     assert counts["certify"] == models * 5  # Tables 1, 2, 10, 11, 12
-    assert counts["attack"] == models * (attacks + 1)  # + AutoAttack
+    assert counts["attack"] == models * (len(names) + 1 + len(checks)) + datasets * votes * adaptive
+    assert counts["transfer"] == models - datasets  # every model but erm's own
+    assert counts["audit"] == models
+    assert counts["native"] == datasets * 2  # RS (CERTIFY) and IBP (bounds)
+    lambdas = datasets * len(cfg["ablation"]["values"])
+    assert counts["train_ablation"] == counts["certify_ablation"] == counts["attack_ablation"] == lambdas
     assert counts["table"] == len(cfg["tables"]) == 8
-    assert counts["report"] == counts["figures"] == 1
+    assert counts["extra_table"] == 6  # adaptive 3 and 9, audit, native, masking, ablation
+    assert counts["report"] == counts["figures"] == counts["figure2"] == 1
     if name != "smoke":
-        assert attacks == 25
+        assert len(names) == 25
+    if name == "paper":
+        assert cfg["ablation"]["values"] == [i / 4 for i in range(21)]  # λ from 0 to 5 in steps of 0.25
+
+
+def test_sweep_trains_every_compatible_architecture_and_selects_by_validation(workdir):
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg["arch"] = "sweep"
+    config = workdir / "sweep.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    counts = job_counts(config, workdir)
+    candidates = sum(len(get_method(m).architectures) for m in package_methods())
+    assert counts["train"] == counts["validation"] == candidates
+    assert counts["select_arch"] == len(package_methods())  # checkpoints: the rest follows their choice
 
 
 def test_lint_reports_nothing():
@@ -113,12 +135,37 @@ def test_smoke_dag_runs_end_to_end_with_every_method_and_column(workdir):
     for number in cfg["tables"]:
         table = pd.read_csv(reports / f"table{number}.csv")
         assert set(table["method"]) == methods, number
+    votes = {m for m in methods if get_method(m).vote}
+    for name in ("table3_adaptive", "table9_adaptive"):
+        adaptive = pd.read_csv(reports / f"{name}.csv")
+        assert set(adaptive["method"]) == votes and set(adaptive["protocol"]) == {"adaptive"}
+        assert adaptive["value"].between(0, 100).all()
+    audit = pd.read_csv(reports / "certificate_audit.csv")
+    assert set(audit["method"]) <= methods and set(audit["procedure"]) <= procedures
+    assert (audit["audited"] <= cfg["audit"]["inputs"]).all() and (audit["wrong"] <= audit["audited"]).all()
+    native = pd.read_csv(reports / "native_certificates.csv")
+    assert set(native["method"]) == {"rs", "ibp"}
+    assert {"CERTIFY (Cohen et al. 2019)", "IBP bounds (auto_LiRPA), κ = 0",
+            "CROWN-IBP bounds (auto_LiRPA), κ = 0"} <= set(native["certificate"])
+    masking = pd.read_csv(reports / "masking.csv")
+    assert set(masking["method"]) == methods and masking.groupby("method").size().eq(5).all()
+    erm_checks = masking[masking["method"] == "erm"].set_index("check")
+    assert pd.isna(erm_checks.loc["transfer_stronger", "flag"])  # no transfer from erm to itself
+    ablation = pd.read_csv(reports / "ablation.csv")
+    assert sorted(ablation["hparam_value"].unique()) == sorted(cfg["ablation"]["values"])
+    assert {"standard_accuracy", "certified_robust_accuracy", "autoattack_defence_success_rate"} == set(ablation["metric"])
     html = (reports / "report.html").read_text()
     for number in (1, 2, 3, 4, 9, 10, 11, 12):
         assert f"Table {number}:" in html
-    assert html.count("data:image/png;base64,") == 2 and "git commit" in html
+    for title in ("adaptive", "Certificate audit", "Native certificates", "Gradient-masking", "Figure 2"):
+        assert title in html, title
+    assert html.count("data:image/png;base64,") == 3 and "git commit" in html
     times = pd.read_csv(reports / "job_times.csv")
-    assert len(times) == len(methods) * (1 + 5 + 1 + len(cfg["attacks"]["names"]))
+    attack_jobs = len(set(cfg["attacks"]["names"]) | {"FGSM", "PGD", "Square", "PGDMoreSteps", "PGDUnbounded"}) + 1
+    per_model = 1 + 5 + attack_jobs + 1 + 1  # train, certify, attacks + AutoAttack, transfer, audit
+    expected = (len(methods) * per_model - 1 + 2 + len(votes) * 2  # erm: no transfer; native RS, IBP
+                + len(cfg["ablation"]["values"]) * 3)
+    assert len(times) == expected
 
 
 def test_same_config_and_seed_give_the_same_tables(tmp_path):
