@@ -166,7 +166,8 @@ def _table_html(df: pd.DataFrame, number: int) -> str:
     index = [c for c in index if c in df]
     columns = [c for c in columns if c in df and df[c].notna().any()]
     df = df.copy()
-    df["_col"] = df[columns].fillna("").astype(str).agg(" / ".join, axis=1) if columns else "value"
+    df["_col"] = (df[columns].fillna("").astype(str).agg(lambda r: " / ".join(v for v in r if v), axis=1)
+                  if columns else "value")
     cols = list(dict.fromkeys(df["_col"]))
     out = ["<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in index + cols) + "</tr>"]
     for key, group in df.groupby(index, sort=False, dropna=False):
@@ -231,7 +232,7 @@ def _extra_html(name: str, path: str) -> str:
     if name == "masking":
         return _masking_html(df)
     keep = [c for c in df.columns if c not in ("settings", "candidates") or name == "arch_selection"]
-    return df[keep].to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="–")
+    return df[keep].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–")
 
 
 def _flags_by_method(extras: dict[str, str]) -> dict[str, list[str]]:

@@ -37,6 +37,12 @@ def arch_of(dataset, method, seed):
     return json.loads(open(chosen).read())["arch"]
 
 
+def transfer_source(wildcards):
+    """erm's model on the same dataset and seed: the transfer attack is crafted on it."""
+    arch = arch_of(wildcards.dataset, "erm", wildcards.seed)
+    return f"results/{wildcards.dataset}/erm/{arch}/seed{wildcards.seed}/model.json"
+
+
 def table_inputs(wildcards):
     return plan.table_inputs(config, int(wildcards.table), arch_of)
 

@@ -68,12 +68,6 @@ use rule attack as attack_ablation with:
         f"{ABLATION_BENCH}/attack_{{attack}}.tsv"
 
 
-def transfer_source(wildcards):
-    """erm's model on the same dataset and seed: the transfer attack is crafted on it."""
-    arch = arch_of(wildcards.dataset, "erm", wildcards.seed)
-    return f"results/{wildcards.dataset}/erm/{arch}/seed{wildcards.seed}/model.json"
-
-
 use rule attack as transfer with:
     input:
         model=f"{RUN}/model.json",

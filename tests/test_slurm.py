@@ -7,6 +7,7 @@ through the profile and once locally, and the two tables must be equal.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from test_workflow import package_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "profiles" / "slurm" / "localhost.sh"
@@ -49,7 +52,7 @@ def test_smoke_table1_through_the_slurm_profile_equals_the_local_run(cluster, tm
         cwd=slurm, capture_output=True, text=True, timeout=1200, env=env)
     out = submitted.stdout + submitted.stderr
     assert submitted.returncode == 0, out[-5000:]
-    assert "slurm" in out.lower() and "Job " in out  # went through the executor, not locally
-    logs = list((slurm / ".snakemake" / "slurm_logs").rglob("*.log"))
-    assert logs, "no SLURM job logs: the jobs did not run through sbatch"
+    # every non-local job went through sbatch: one training and one Table 1 job per method
+    submitted_jobs = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
+    assert len(submitted_jobs) == 2 * len(package_methods()), out[-5000:]
     pd.testing.assert_frame_equal(pd.read_csv(local / target), pd.read_csv(slurm / target))

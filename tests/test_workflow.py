@@ -181,3 +181,21 @@ def test_same_config_and_seed_give_the_same_tables(tmp_path):
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
         tables.append(pd.read_csv(work / "reports" / "table1.csv"))
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_sweep_reports_each_method_on_its_best_validation_architecture(workdir):
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg.update(arch="sweep", methods=["rs"], tables=[1])
+    config = workdir / "sweep.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = snakemake("reports/table1.csv", "reports/arch_selection.csv", "--cores", "2", "--configfile", str(config),
+                    cwd=workdir)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    chosen = pd.read_csv(workdir / "reports" / "arch_selection.csv")
+    assert len(chosen) == 1 and chosen["method"].item() == "rs"
+    scores = yaml.safe_load(chosen["candidates"].item())  # JSON is YAML
+    assert set(scores) == set(get_method("rs").architectures)
+    best = max(scores.values(), key=lambda s: (s["certified_robust_accuracy"], s["standard_accuracy"]))
+    assert scores[chosen["arch"].item()] == best
+    table1 = pd.read_csv(workdir / "reports" / "table1.csv")
+    assert set(table1["arch"]) == {chosen["arch"].item()}
