@@ -24,7 +24,7 @@ import torchattacks
 
 from bench.attacks import AttackBudget
 
-__all__ = ["CHECK_ATTACKS", "TRANSFER_SOURCE", "check_attack", "flags"]
+__all__ = ["CHECK_ATTACKS", "NEEDED", "TRANSFER_ATTACK", "TRANSFER_SOURCE", "check_attack", "flags"]
 
 #: attacks the checks need, beyond Table 9 (run by the ``attack`` rule)
 CHECK_ATTACKS = ("PGDMoreSteps", "PGDUnbounded")

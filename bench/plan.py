@@ -142,7 +142,7 @@ def _vote_methods(config: dict) -> list[str]:
 
 def extra_inputs(config: dict, name: str, arch_of: ArchOf | None = None) -> list[str]:
     """The job outputs ``reports/<name>.csv`` is aggregated from."""
-    from bench.masking import NEEDED
+    from bench.masking import NEEDED, TRANSFER_ATTACK, TRANSFER_SOURCE
 
     if name == "arch_selection":  # the checkpoints' own outputs: listed without reading them
         return [f"results/{d}/{m}/seed{s}/arch.json"
@@ -161,7 +161,9 @@ def extra_inputs(config: dict, name: str, arch_of: ArchOf | None = None) -> list
                 out += [f"{result_dir(r)}/native.json", f"{result_dir(r)}/certify/table1.json"]
     elif name == "masking":
         for r in reported:
-            needed = [a for a in NEEDED if not (a == "TransferFromERM" and r["method"] == "erm")]
+            # the transfer is crafted on erm's model: none for erm itself, none without erm
+            no_transfer = r["method"] == TRANSFER_SOURCE or TRANSFER_SOURCE not in methods(config)
+            needed = [a for a in NEEDED if not (a == TRANSFER_ATTACK and no_transfer)]
             out += [f"{result_dir(r)}/attacks/{a}.json" for a in needed]
     elif name == "ablation":
         for r in ablation_runs(config):
