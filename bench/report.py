@@ -87,10 +87,14 @@ def figure2(ablation_csv: str, png: str, svg: str) -> None:
     for (metric, procedure), group in df.groupby(["metric", df["procedure"].fillna("")], sort=False):
         g = group.groupby("hparam_value")["value"].mean()
         label = metric.replace("_", " ") + (f" ({procedure})" if metric == "certified_robust_accuracy" else "")
-        ax.plot(g.index, g.values, marker="o", label=label)
-    ax.set_xlabel(df["hparam"].iloc[0] if len(df) else "value")
+        # dashed and hollow for the paper's procedure, so that it shows where it equals mixture
+        style = {"ls": "--", "mfc": "none", "marker": "s"} if procedure == "paper" else {"marker": "o"}
+        ax.plot(g.index, g.values, label=label, **style)
+    names = {"lam": "λ"}
+    ax.set_xlabel(names.get(df["hparam"].iloc[0], df["hparam"].iloc[0]) if len(df) else "value")
     ax.set_ylabel("%")
-    ax.set_title(f"Figure 2: {df['method'].iloc[0] if len(df) else ''} against {df['hparam'].iloc[0] if len(df) else ''}")
+    if len(df):
+        ax.set_title(f"Figure 2: {df['method'].iloc[0]} against {names.get(df['hparam'].iloc[0], df['hparam'].iloc[0])}")
     ax.legend(fontsize=7)
     _save(fig, png, svg)
 
