@@ -18,10 +18,24 @@ budget (the algorithm has none and may never stop at a rate near 1−κ).
 
 For the valid tests (``sprt``, ``mixture``) the tested class must be fixed before the counted
 samples are drawn: it is the prediction on the clean input, which lies in its own vicinity.
+
+Outcomes (:data:`OUTCOMES`; a result stores the index): ``certified`` (p > 1−κ accepted at
+level α), ``undecided`` (the budget ran out: not certified), and the lower-boundary stop, named
+after what it rejects (:attr:`bench.sequential.SequentialTest.reject_outcome`): ``not_robust``
+(p ≥ 1−κ rejected: ``paper``, ``mixture``) or ``below_p1`` (only p ≥ p1 rejected, p1 > 1−κ:
+``sprt``; such an input may well be robust). ``below_p1`` comes last so that the indices of the
+older outcomes are unchanged.
+
+Bad model outputs are refused, never certified: :func:`classifier` refuses non-finite logits
+(argmax of NaN logits picks the NaN's position, a class the model never chose), and every batch
+of predictions, clean or sampled, must be integer classes in [0, num_classes) (an out-of-range
+class, or −1, the engine's padding value, would be certified by the valid tests, which only
+count hits of the candidate). Each error names the input and the offending value.
 """
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,7 +45,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from bench.sequential import SequentialTest, make_test, n_min
+from bench.sequential import SequentialTest, make_test, n_min, validate_budget
 from bench.vicinity import Vicinity
 
 log = logging.getLogger(__name__)
@@ -44,13 +58,17 @@ __all__ = [
     "SampleTape",
     "certify",
     "certify_many",
+    "check_predictions",
     "classifier",
     "default_batch_size",
     "summarize",
 ]
 
-OUTCOMES = ("certified", "not_robust", "undecided")
-CERTIFIED, NOT_ROBUST, UNDECIDED, RUNNING = 0, 1, 2, -1
+#: Outcome names, indexed by CertifyResult.outcome. ``not_robust``: p ≥ 1−κ rejected (paper,
+#: mixture); ``below_p1``: only p ≥ p1 rejected (the SPRT's lower boundary; not a verdict of
+#: non-robustness). Appended last, so older indices are unchanged.
+OUTCOMES = ("certified", "not_robust", "undecided", "below_p1")
+CERTIFIED, NOT_ROBUST, UNDECIDED, BELOW_P1, RUNNING = 0, 1, 2, 3, -1
 
 #: ``draw(inputs, sizes)`` returns the predicted classes of ``sizes[i]`` fresh vicinity samples
 #: of input ``inputs[i]``, concatenated in that order (a 1-D long tensor of length sizes.sum()).
@@ -81,6 +99,8 @@ class CertifyConfig:
         return make_test(self.procedure, self.kappa, self.alpha, self.budget, **options)
 
     def __post_init__(self) -> None:
+        # A budget counts samples: refuse 1000.5, "1000" or True instead of int()-ing them.
+        self.budget = validate_budget(self.budget)
         for name in ("batch_size", "first_round", "max_round"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} = {getattr(self, name)!r} is out of range; allowed: >= 1")
@@ -96,7 +116,7 @@ class CertifyResult:
     samples: torch.Tensor  # samples counted by the test up to its stop
     count: torch.Tensor  # of those, how many were the tested class
     p_certify: np.ndarray  # right tail (paper) or 1/M (valid tests), at the stop
-    p_not_robust: np.ndarray  # left tail (paper) or 1/M of the opposite test
+    p_not_robust: np.ndarray  # left tail (paper) or 1/M of the opposite test (of p >= p1 for sprt)
     outcome: torch.Tensor  # index into OUTCOMES
     drawn: int = 0  # samples newly drawn for this run (earlier runs on a shared tape drew the rest)
     seconds: float = 0.0  # wall time of this run, its new draws included
@@ -106,6 +126,7 @@ class CertifyResult:
               clean_prediction: torch.Tensor | None = None) -> pd.DataFrame:
         """One row per input: the tidy form that jobs write to CSV."""
         df = pd.DataFrame({
+            "input": np.arange(len(self.prediction)),  # position in the certified batch
             "prediction": self.prediction.numpy(),
             "samples": self.samples.numpy(),
             "count": self.count.numpy(),
@@ -120,19 +141,66 @@ class CertifyResult:
         return df
 
 
+def validate_num_classes(num_classes: object) -> int:
+    """``num_classes`` as an int >= 2, or a ValueError: with one class every sample agrees and
+    every input would be "certified", which says nothing about the model."""
+    if (isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, numbers.Integral)
+            or int(num_classes) < 2):
+        raise ValueError(f"num_classes = {num_classes!r} is out of range; allowed: an integer >= 2 "
+                         f"(with fewer than two classes there is nothing to certify)")
+    return int(num_classes)
+
+
+def check_predictions(preds: object, num_classes: int, source: str, inputs: torch.Tensor,
+                      sizes: torch.Tensor | None = None) -> None:
+    """Refuse predictions that are not integer class indices in [0, num_classes).
+
+    ``preds`` holds ``sizes[i]`` predictions of input ``inputs[i]``, in that order (``sizes``
+    None: one each). Checked: a 1-D tensor of that length, an integer dtype (not bool, not
+    float: a float "class" such as a NaN has no meaning), every value in [0, num_classes). Why:
+    an out-of-range class, or −1 (the engine's padding value in :meth:`Certifier.run`), is
+    certified by the valid tests, which only count hits of the candidate, and crashes the
+    paper's running majority. The error names ``source``, the input (``inputs[i]``, an index
+    among the certified inputs) and the bad value.
+    """
+    expected = len(inputs) if sizes is None else int(sizes.sum())
+    if not isinstance(preds, torch.Tensor):
+        raise ValueError(f"{source} returned a {type(preds).__name__}; expected a 1-D tensor of "
+                         f"{expected} integer class indices")
+    if preds.ndim != 1 or len(preds) != expected:
+        raise ValueError(f"{source} returned predictions of shape {tuple(preds.shape)}; expected "
+                         f"one class per sample, shape ({expected},)")
+    if preds.dtype == torch.bool or preds.dtype.is_floating_point or preds.dtype.is_complex:
+        raise ValueError(f"{source} returned predictions of dtype {preds.dtype}; classes must be "
+                         f"integer indices in [0, {num_classes}) (e.g. logits.argmax(1))")
+    bad = (preds < 0) | (preds >= num_classes)
+    if bool(bad.any()):
+        j = int(bad.nonzero()[0, 0])
+        i = j if sizes is None else int(torch.searchsorted(sizes.cpu().long().cumsum(0),
+                                                           torch.tensor([j]), right=True)[0])
+        raise ValueError(f"{source} returned class {int(preds[j])} for input {int(inputs[i])}; "
+                         f"classes must lie in [0, {num_classes}) (num_classes = {num_classes})")
+
+
 class Certifier:
     """Runs one sequential test over many inputs at once, given a way to draw predictions."""
 
     def __init__(self, config: CertifyConfig, num_classes: int):
         self.config = config
         self.test = config.make_test()
+        self.num_classes = validate_num_classes(num_classes)
         if self.test.min_certify > self.test.budget:
             raise ValueError(
                 f"budget = {self.test.budget} samples cannot certify anything at kappa = {config.kappa}, "
-                f"alpha = {config.alpha} with procedure '{self.test.name}': it needs more than the "
-                f"budget, at least n_min = {n_min(config.kappa, config.alpha)}; raise the budget or kappa"
+                f"alpha = {config.alpha} with procedure '{self.test.name}': that procedure's minimum "
+                f"is {self.test.min_certify} samples (all of them agreeing), more than the budget "
+                f"(for reference, the paper's n_min = {n_min(config.kappa, config.alpha)}); "
+                f"raise the budget to at least {self.test.min_certify} or raise kappa"
             )
-        self.num_classes = int(num_classes)
+        if self.test.reject_outcome not in OUTCOMES:
+            raise ValueError(f"procedure '{self.test.name}' reports outcome "
+                             f"'{self.test.reject_outcome}', which is not in OUTCOMES {OUTCOMES}")
+        self._reject_code = OUTCOMES.index(self.test.reject_outcome)
         n = np.arange(self.test.budget + 1)
         # Earliest n at which an input with `d` disagreements so far could certify: the first n
         # whose allowance n - certify_at[n] reaches d (a running max keeps this a lower bound).
@@ -155,12 +223,17 @@ class Certifier:
         """Certify ``n_inputs`` inputs whose vicinity predictions come from ``draw``.
 
         ``candidate`` (long, n_inputs) is the class tested by the valid procedures; the paper's
-        procedure ignores it and tests the running majority.
+        procedure ignores it and tests the running majority. Every batch ``draw`` returns, and
+        the candidate, is checked by :func:`check_predictions` (a ValueError naming the input
+        and the value, never a certificate). An input stopped at the lower boundary gets the
+        test's :attr:`~bench.sequential.SequentialTest.reject_outcome`.
         """
         test, K, budget = self.test, self.num_classes, self.test.budget
         running = test.running_majority
         if not running and candidate is None:
             raise ValueError(f"procedure '{test.name}' needs a candidate class fixed in advance")
+        if not running:
+            check_predictions(candidate, K, "candidate", torch.arange(n_inputs))
         counts = torch.zeros(n_inputs, K, dtype=torch.int32) if running else None
         cand = None if running else candidate.detach().cpu().long()
         count = torch.zeros(n_inputs, dtype=torch.long)
@@ -175,7 +248,9 @@ class Certifier:
         active = torch.arange(n_inputs)
         while len(active):
             sizes = self._round_sizes(drawn[active], count[active])
-            preds = draw(active, sizes).detach().cpu().long()
+            preds = draw(active, sizes)
+            check_predictions(preds, K, "draw", active, sizes)
+            preds = preds.detach().cpu().long()
             total_drawn += int(sizes.sum())
             A, m = len(active), int(sizes.max())
             row = torch.repeat_interleave(torch.arange(A), sizes)
@@ -200,7 +275,7 @@ class Certifier:
             v_at = v_prefix[pick, first]
             n_at = n_prefix[pick, first]
             # Algorithm 2, line 20: the left tail is checked first.
-            verdict = torch.where(rejects[pick, first], NOT_ROBUST,
+            verdict = torch.where(rejects[pick, first], self._reject_code,
                                   torch.where(certifies[pick, first], CERTIFIED, UNDECIDED))
             done = active[stopped]
             outcome[done] = verdict[stopped]
@@ -247,12 +322,28 @@ class Certifier:
 
 
 def classifier(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``images -> predicted classes`` (argmax of the logits, eval mode, no autograd)."""
+    """``images -> predicted classes`` (argmax of the logits, eval mode, no autograd).
+
+    The logits must be a finite (batch, classes) tensor: argmax of NaN logits returns the NaN's
+    position and argmax of +inf the inf's, classes the model never chose, which the tests would
+    then certify. Otherwise a ValueError names the first offending input's index within the
+    batch passed and the value.
+    """
 
     @torch.inference_mode()
     def predict(images: torch.Tensor) -> torch.Tensor:
         model.eval()
-        return model(images).argmax(1)
+        logits = model(images)
+        if logits.ndim != 2 or len(logits) != len(images):
+            raise ValueError(f"model returned logits of shape {tuple(logits.shape)} for {len(images)} "
+                             f"images; expected (batch, classes) = ({len(images)}, num_classes)")
+        finite = torch.isfinite(logits)
+        if not bool(finite.all()):
+            row = int((~finite).any(1).nonzero()[0, 0])
+            value = float(logits[row][~finite[row]][0])
+            raise ValueError(f"model returned a non-finite logit ({value}) for input {row} of the "
+                             f"batch; a model that outputs NaN or inf has no prediction to certify")
+        return logits.argmax(1)
 
     return predict
 
@@ -275,10 +366,16 @@ class SampleTape:
     """
 
     def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                 vicinity: Vicinity, batch_size: int, seed: int):
+                 vicinity: Vicinity, batch_size: int, seed: int, num_classes: int | None = None):
+        """``num_classes``: if given, every batch ``predict`` returns is checked to be integer
+        classes in [0, num_classes) (:func:`check_predictions`, naming the index of the image
+        in ``images``) before it is stored; if None, only that it fits the int16 stream."""
         self.predict, self.images, self.vicinity, self.batch_size = predict, images, vicinity, batch_size
+        self.num_classes = num_classes
+        # int16 halves the memory of the streams; more classes than it holds need int32
+        self.dtype = torch.int16 if (num_classes or 0) <= 1 << 15 else torch.int32
         self.gen = torch.Generator(device=images.device).manual_seed(seed)
-        self.streams: list[torch.Tensor] = [torch.empty(0, dtype=torch.int16)] * len(images)
+        self.streams: list[torch.Tensor] = [torch.empty(0, dtype=self.dtype)] * len(images)
         self.drawn = 0  # samples actually drawn and predicted, over all runs
 
     def reader(self) -> Draw:
@@ -305,8 +402,13 @@ class SampleTape:
         out = []
         for s in range(0, len(owner), self.batch_size):
             batch = self.vicinity.flat(self.images[owner[s : s + self.batch_size]], 1, self.gen)
-            out.append(self.predict(batch))
-        preds = torch.cat(out).cpu().to(torch.int16)
+            preds = self.predict(batch)
+            # checked before the cast to self.dtype below, which would wrap a large class around
+            check_predictions(preds, self.num_classes or 1 << 15,
+                              "predict" if self.num_classes else "predict (stored as int16)",
+                              owner[s : s + self.batch_size])
+            out.append(preds)
+        preds = torch.cat(out).cpu().to(self.dtype)
         self.drawn += len(preds)
         for i, chunk in zip(inputs.tolist(), preds.split(missing.tolist())):
             if len(chunk):
@@ -330,14 +432,31 @@ def certify_many(
     ``batch_size`` images (see :func:`default_batch_size`). Configs run in the given order, so
     the first one's ``seconds`` is what it costs alone. Returns one result per config and the
     clean prediction.
+
+    Refused with a ValueError before any sampling: no configs, a bad config or ``num_classes``
+    (< 2, see :class:`Certifier`), ``images`` that are not a non-empty N×C×H×W tensor. The clean
+    predictions and every batch of sampled ones must be integer classes in [0, num_classes)
+    (:func:`check_predictions`); the error names the input's index in ``images``.
     """
     if not configs:
         raise ValueError("certify_many needs at least one CertifyConfig")
     certifiers = [Certifier(c, num_classes) for c in configs]  # refuses bad configs before any work
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"images must be a tensor of shape N×C×H×W; got {shape}")
+    if len(images) == 0:
+        raise ValueError(f"images is an empty batch (shape {tuple(images.shape)}): there is nothing "
+                         f"to certify; pass at least one image")
+    num_classes = certifiers[0].num_classes
     batch_size = configs[0].batch_size or default_batch_size(images.device)
-    clean = torch.cat([predict(images[s : s + batch_size])
-                       for s in range(0, len(images), batch_size)]).long()
-    tape = SampleTape(predict, images, vicinity, batch_size, seed)
+    clean = []
+    for s in range(0, len(images), batch_size):
+        batch = predict(images[s : s + batch_size])
+        check_predictions(batch, num_classes, "predict (clean images)",
+                          torch.arange(s, min(s + batch_size, len(images))))
+        clean.append(batch.long())
+    clean = torch.cat(clean)
+    tape = SampleTape(predict, images, vicinity, batch_size, seed, num_classes=num_classes)
     results = []
     for certifier in certifiers:
         start, before = time.perf_counter(), tape.drawn

@@ -1,10 +1,21 @@
 """Sequential tests of H0: p ≤ 1−κ for the rate p at which a vicinity sample gets one class.
 
 Each test is a stopping rule on (v, n): ``v`` samples of the tested class among ``n`` drawn.
-It *certifies* (rejects H0: p ≤ 1−κ) when ``v ≥ certify_at[n]`` and declares the input
-*not robust* (rejects p ≥ 1−κ) when ``v ≤ reject_at[n]``. Because all three tests below are
-monotone in v, these two integer arrays, computed once per (κ, α, budget), are the whole
-rule, and the engine (:mod:`bench.certify`) only compares integers while it samples.
+It *certifies* (rejects H0: p ≤ 1−κ) when ``v ≥ certify_at[n]`` and stops at its *lower
+boundary* when ``v ≤ reject_at[n]``. Because all three tests below are monotone in v, these two
+integer arrays, computed once per (κ, α, budget), are the whole rule, and the engine
+(:mod:`bench.certify`) only compares integers while it samples.
+
+What the lower boundary rejects depends on the test, and so does the outcome it is reported as
+(:attr:`SequentialTest.reject_outcome`, one of :data:`bench.certify.OUTCOMES`):
+
+``not_robust``
+    rejects p ≥ 1−κ: the input is not robust at level κ (``paper`` and ``mixture``).
+``below_p1``
+    rejects p ≥ p1 only, i.e. says p < p1 (``sprt``). As p1 > 1−κ, this does *not* say the
+    input is not robust: an input with 1−κ < p < p1 (robust, inside the SPRT's indifference
+    region) stops here most of the time (p = 0.995 at κ = α = 0.01, default p1, budget 20,000:
+    about 72 % of inputs).
 
 ``paper``
     Algorithm 2 of the paper: the exact binomial tests of Eq. (7), right tail
@@ -13,8 +24,9 @@ rule, and the engine (:mod:`bench.certify`) only compares integers while it samp
     optional stopping: its false-certification rate exceeds α, and grows with the budget.
 ``sprt``
     Wald's (1945) sequential probability ratio test of p0 = 1−κ against p1 > p0 (indifference
-    region (p0, p1)); certifies when the likelihood ratio reaches 1/α, rejects when it falls to
-    α. Valid for any budget by Ville's inequality; needs a candidate class fixed in advance.
+    region (p0, p1)); certifies when the likelihood ratio reaches 1/α, rejects p ≥ p1 (outcome
+    ``below_p1``) when it falls to α. Valid for any budget by Ville's inequality; needs a
+    candidate class fixed in advance.
 ``mixture``
     A test martingale: the likelihood ratio against p0 averaged over the prior
     λ·δ(p=1) + (1−λ)·U[p0, 1] certifies when it reaches 1/α; the same over U[0, p0] rejects.
@@ -25,6 +37,7 @@ rule, and the engine (:mod:`bench.certify`) only compares integers while it samp
 from __future__ import annotations
 
 import math
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +53,7 @@ __all__ = [
     "MixtureMartingale",
     "make_test",
     "n_min",
+    "validate_budget",
     "validate_level",
 ]
 
@@ -55,6 +69,34 @@ def validate_level(kappa: float, alpha: float) -> None:
     for name, value in (("kappa", kappa), ("alpha", alpha)):
         if not (0.0 < value < 1.0) or not math.isfinite(value):
             raise ValueError(f"{name} = {value!r} is out of range; allowed: 0 < {name} < 1")
+
+
+def validate_budget(budget: object) -> int:
+    """The sample budget as an ``int``, or a ValueError naming the value.
+
+    A budget counts samples, so it must be a whole number >= 1. Refused rather than converted:
+    a bool (an ``int`` subclass, but never meant as a count), a string (even ``"1000"``: a
+    setting read as text is a bug upstream, and ``int()`` would hide it), a float with a
+    fractional part (``int(1000.5)`` would silently drop the half sample) and a non-finite
+    float. Accepted: Python and numpy integers, and floats with an integral value (``20000.0``,
+    as a YAML or JSON reader may produce).
+    """
+    if isinstance(budget, (bool, np.bool_)):
+        value = None
+    elif isinstance(budget, numbers.Integral):
+        value = int(budget)
+    elif isinstance(budget, (float, np.floating)) and math.isfinite(budget) and float(budget).is_integer():
+        value = int(budget)
+    else:
+        value = None
+    if value is None:
+        raise ValueError(
+            f"budget = {budget!r} is not a whole number of samples; allowed: an integer >= 1 "
+            f"(not a bool, a string or a float with a fractional part)"
+        )
+    if value < 1:
+        raise ValueError(f"budget = {budget!r} is out of range; allowed: budget >= 1")
+    return value
 
 
 def n_min(kappa: float, alpha: float) -> int:
@@ -100,11 +142,14 @@ class SequentialTest(ABC):
     #: True if the tested class is re-chosen as the running majority (paper); False if it must
     #: be fixed before the counted samples are drawn (valid tests).
     running_majority = False
+    #: The outcome (a name in :data:`bench.certify.OUTCOMES`) reported when the lower boundary
+    #: is crossed, named after what that boundary rejects: ``not_robust`` for a rejection of
+    #: p ≥ 1−κ; a test whose lower boundary rejects something else must name its own.
+    reject_outcome = "not_robust"
 
     def __post_init__(self) -> None:
         validate_level(self.kappa, self.alpha)
-        if int(self.budget) < 1:
-            raise ValueError(f"budget = {self.budget!r} is out of range; allowed: budget >= 1")
+        self.budget = validate_budget(self.budget)
         n = np.arange(self.budget + 1, dtype=np.int64)
         self.certify_at = _first_true(self._certifies, n)
         self.reject_at = _first_true(lambda v, m: ~self._rejects(v, m), n) - 1
@@ -123,13 +168,41 @@ class SequentialTest(ABC):
 
     @abstractmethod
     def p_values(self, v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(p_certify, p_not_robust) at (v, n); for the martingale tests, 1/M (anytime-valid)."""
+        """(p_certify, p_not_robust) at (v, n); for the martingale tests, 1/M (anytime-valid).
+
+        The second is the p-value of the lower boundary's null: p ≥ 1−κ (``paper``,
+        ``mixture``), or p ≥ p1 for the SPRT (see :attr:`reject_outcome`).
+        """
 
     @property
     def min_certify(self) -> int:
-        """The fewest samples after which this test can certify (all of them agreeing)."""
+        """The fewest samples after which this test can certify (all of them agreeing).
+
+        This procedure's own minimum, whatever the budget: when it exceeds the budget (a budget
+        that cannot certify anything), it is found by searching n beyond the budget for the first
+        n with n agreeing samples of n certifying. For ``paper`` it is n_min = ⌈ln α / ln(1−κ)⌉
+        (459 at κ = α = 0.01, as for ``mixture`` there at λ = 0.99); the SPRT needs
+        ⌈ln(1/α) / ln(p1/p0)⌉ (509 at κ = α = 0.01).
+        """
         ok = np.nonzero(self.certify_at <= np.arange(self.budget + 1))[0]
-        return int(ok[0]) if len(ok) else self.budget + 1
+        if len(ok):
+            return int(ok[0])
+        # All-agreeing evidence grows with n for every test here, so "n of n certifies" is
+        # monotone in n: double past the budget, then bisect.
+        def certifies_all(n: int) -> bool:
+            m = np.array([n], dtype=np.int64)
+            return bool(self._certifies(m, m)[0])
+
+        lo, hi = self.budget, 2 * self.budget + 1  # certifies_all(lo) is false
+        while not certifies_all(hi):
+            lo, hi = hi, 2 * hi
+            if hi > 1 << 62:
+                raise ValueError(f"procedure '{self.name}' cannot certify at any number of samples "
+                                 f"at kappa = {self.kappa}, alpha = {self.alpha}")
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if certifies_all(mid) else (mid, hi)
+        return hi
 
 
 @dataclass
@@ -158,12 +231,20 @@ class PaperBinomialTest(SequentialTest):
 
 @dataclass
 class WaldSPRT(SequentialTest):
-    """Wald's SPRT of p0 = 1−κ against p1 (default 1 − κ/10), thresholds 1/α and α."""
+    """Wald's SPRT of p0 = 1−κ against p1 (default 1 − κ/10), thresholds 1/α and α.
+
+    Its lower boundary (likelihood ratio ≤ α) rejects p ≥ p1, not p ≥ 1−κ: a robust input with
+    1−κ < p < p1 is stopped there most of the time. Hence its own outcome, ``below_p1``.
+    """
 
     p1: float | None = None
     name = "sprt"
+    reject_outcome = "below_p1"
 
     def __post_init__(self) -> None:
+        # κ and α first: p1's default is computed from κ, and κ = 0 deserves validate_level's
+        # message (sampling cannot certify deterministic robustness), not "p1 = 1.0".
+        validate_level(self.kappa, self.alpha)
         if self.p1 is None:
             self.p1 = 1.0 - self.kappa / 10.0
         if not (1.0 - self.kappa < self.p1 < 1.0):
@@ -242,4 +323,5 @@ def make_test(procedure: str, kappa: float, alpha: float, budget: int, **options
         cls = PROCEDURES[procedure]
     except KeyError:
         raise ValueError(f"unknown procedure '{procedure}'; known: {', '.join(PROCEDURES)}") from None
-    return cls(kappa=kappa, alpha=alpha, budget=int(budget), **options)
+    # budget is passed as given: SequentialTest validates it (int() would accept "1000", 1000.5)
+    return cls(kappa=kappa, alpha=alpha, budget=budget, **options)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,8 @@ def test_random_two_class_classifier_is_never_certified(procedure):
     result, _ = certify(coin(), x, LINF, 2, cfg, progress=False)
     outcomes = [OUTCOMES[o] for o in result.outcome.tolist()]
     assert outcomes.count("certified") == 0
-    assert outcomes.count("not_robust") == 200
+    # each test reports its lower boundary under its own name (sprt: below_p1, others: not_robust)
+    assert outcomes.count(PROCEDURES[procedure].reject_outcome) == 200
 
 
 def test_paper_p_values_agree_with_scipy_binomtest():
@@ -149,7 +151,8 @@ def test_kappa_zero_and_bad_levels_are_refused():
 
 
 def test_a_budget_below_the_fewest_samples_that_certify_is_refused():
-    with pytest.raises(ValueError, match=r"budget = 2000 samples cannot certify .*kappa = 0.001.*at least n_min = 4603"):
+    with pytest.raises(ValueError, match=r"budget = 2000 samples cannot certify .*kappa = 0.001.*"
+                                         r"procedure 'paper': that procedure's minimum is 4603 samples"):
         Certifier(CertifyConfig(kappa=0.001, budget=2000), 2)
     Certifier(CertifyConfig(kappa=0.001, budget=4603), 2)  # exactly n_min is enough
 
@@ -230,3 +233,160 @@ def test_settings_certified_together_share_samples_and_match_running_alone():
         test = cfg.make_test()
         certified = r.outcome == OUTCOMES.index("certified")
         assert (r.count[certified].numpy() >= test.certify_at[r.samples[certified].numpy()]).all()
+
+
+# --- bad model outputs are refused, never certified -------------------------------------------
+
+
+class _Logits(torch.nn.Module):
+    """Zero logits over 3 classes, except ``value`` at (row, 1) of every batch (all rows if None)."""
+
+    def __init__(self, value: float, row: int | None = None):
+        super().__init__()
+        self.value, self.row = value, row
+
+    def forward(self, x):
+        z = torch.zeros(len(x), 3)
+        if self.row is None:
+            z[:, 1] = self.value
+        elif self.row < len(x):
+            z[self.row, 1] = self.value
+        return z
+
+
+@pytest.mark.parametrize("value,shown", [(float("nan"), "nan"), (float("inf"), "inf"), (float("-inf"), "-inf")])
+def test_non_finite_logits_are_refused_naming_the_input_and_the_value(value, shown):
+    predict = classifier(_Logits(value, row=2))
+    with pytest.raises(ValueError, match=rf"non-finite logit \({shown}\) for input 2 of the batch"):
+        predict(X)
+    # through the engine: an error, never a certificate (NaN logits everywhere used to certify class 0)
+    for row in (2, None):
+        with pytest.raises(ValueError, match=rf"non-finite logit \({shown}\) for input"):
+            certify(classifier(_Logits(value, row=row)), X, LINF, 3, CertifyConfig(budget=1000), progress=False)
+
+
+def _draw_bad_for(bad_input: int, bad: int):
+    """A ``draw`` that predicts class 0, except ``bad`` for every sample of input ``bad_input``."""
+
+    def draw(inputs, sizes):
+        owner = torch.repeat_interleave(inputs, sizes)
+        return torch.where(owner == bad_input, bad, 0).long()
+
+    return draw
+
+
+@pytest.mark.parametrize("procedure", list(PROCEDURES))
+@pytest.mark.parametrize("bad", [10, -1])
+def test_a_class_outside_range_is_refused_by_every_procedure(procedure, bad):
+    cfg = CertifyConfig(procedure=procedure, budget=1000)
+    # from the engine's draw: the error names the certified input and the value
+    with pytest.raises(ValueError, match=rf"draw returned class {bad} for input 5; classes must lie in \[0, 10\)"):
+        Certifier(cfg, 10).run(8, _draw_bad_for(5, bad), torch.zeros(8, dtype=torch.long), progress=False)
+    # from a model's predict: refused on the clean images ...
+    with pytest.raises(ValueError, match=rf"predict \(clean images\) returned class {bad} for input 0"):
+        certify(constant(bad), X, LINF, 10, cfg, progress=False)
+
+    # ... and on the vicinity samples when only those are bad (the tape names the input's index)
+    calls = []
+
+    def clean_then_bad(images):  # certify_many predicts the clean images first, in one batch here
+        calls.append(len(images))
+        return torch.full((len(images),), 0 if len(calls) == 1 else bad, dtype=torch.long)
+
+    with pytest.raises(ValueError, match=rf"predict returned class {bad} for input 0"):
+        certify(clean_then_bad, X, LINF, 10, cfg, progress=False)
+    assert calls[0] == len(X)
+
+
+def test_a_candidate_outside_range_and_non_integer_predictions_are_refused():
+    with pytest.raises(ValueError, match=r"candidate returned class 7 for input 1"):
+        Certifier(CertifyConfig(procedure="sprt"), 3).run(2, _draw_bad_for(0, 0), torch.tensor([0, 7]),
+                                                           progress=False)
+    with pytest.raises(ValueError, match=r"dtype torch.float32; classes must be integer indices"):
+        certify(lambda images: torch.zeros(len(images)), X, LINF, 10, progress=False)
+    with pytest.raises(ValueError, match=r"returned predictions of shape \(3,\); expected one class per sample"):
+        Certifier(CertifyConfig(budget=1000), 3).run(2, lambda i, s: torch.zeros(3, dtype=torch.long),
+                                                     progress=False)
+
+
+def test_an_empty_or_misshapen_batch_of_images_is_refused():
+    with pytest.raises(ValueError, match=r"images is an empty batch \(shape \(0, 1, 6, 6\)\)"):
+        certify(constant(), X[:0], LINF, 10, progress=False)
+    with pytest.raises(ValueError, match=r"images must be a tensor of shape N×C×H×W; got \(1, 6, 6\)"):
+        certify(constant(), X[0], LINF, 10, progress=False)
+
+
+@pytest.mark.parametrize("num_classes", [1, 0, True, 2.5])
+def test_fewer_than_two_classes_is_refused(num_classes):
+    with pytest.raises(ValueError, match=rf"num_classes = {num_classes!r} is out of range; allowed: an integer >= 2"):
+        certify(constant(0), X, LINF, num_classes, progress=False)
+
+
+@pytest.mark.parametrize("budget", [1000.5, "1000", True, float("nan")])
+def test_a_budget_that_is_not_a_whole_number_is_refused(budget):
+    msg = rf"budget = {re.escape(repr(budget))} is not a whole number of samples"
+    with pytest.raises(ValueError, match=msg):
+        CertifyConfig(budget=budget)
+    with pytest.raises(ValueError, match=msg):
+        make_test("paper", 0.01, 0.01, budget)
+
+
+def test_integer_valued_budgets_are_accepted_as_int():
+    for budget in (np.int64(1000), np.int32(1000), 1000.0):
+        cfg = CertifyConfig(budget=budget)
+        assert cfg.budget == 1000 and type(cfg.budget) is int
+        assert make_test("sprt", 0.01, 0.01, budget).budget == 1000
+
+
+def test_sprt_with_kappa_zero_gets_the_kappa_zero_message():
+    with pytest.raises(ValueError, match="kappa = 0 .*sound bound"):
+        CertifyConfig(kappa=0.0, procedure="sprt").make_test()
+    with pytest.raises(ValueError, match="kappa = 0 .*sound bound"):
+        make_test("sprt", 0.0, 0.01, 1000)
+
+
+def test_a_budget_below_the_sprts_own_minimum_names_that_minimum():
+    kappa = alpha = 0.01
+    p0, p1 = 1 - kappa, 1 - kappa / 10
+    # all-agreeing SPRT: n·ln(p1/p0) >= ln(1/α)
+    expected = math.ceil(math.log(1 / alpha) / math.log(p1 / p0))
+    assert expected == 509 == make_test("sprt", kappa, alpha, 1000).min_certify
+    assert make_test("sprt", kappa, alpha, 480).min_certify == 509  # whatever the budget
+    assert n_min(kappa, alpha) == 459  # what the old message named
+    with pytest.raises(ValueError, match=r"budget = 480 samples cannot certify .*procedure 'sprt': "
+                                         r"that procedure's minimum is 509 samples.*at least 509"):
+        Certifier(CertifyConfig(kappa=kappa, alpha=alpha, procedure="sprt", budget=480), 2)
+    Certifier(CertifyConfig(kappa=kappa, alpha=alpha, procedure="sprt", budget=509), 2)
+
+
+def _rate_draw(rate: float, seed: int):
+    """Class 0 with probability ``rate``, else 1 (a robust input at κ when rate > 1−κ)."""
+    g = torch.Generator().manual_seed(seed)
+    return lambda inputs, sizes: (torch.rand(int(sizes.sum()), generator=g) >= rate).long()
+
+
+def test_the_sprts_lower_stop_is_below_p1_never_not_robust():
+    assert OUTCOMES[:3] == ("certified", "not_robust", "undecided")  # old indices unchanged
+    assert OUTCOMES[-1] == "below_p1"
+    assert PROCEDURES["sprt"].reject_outcome == "below_p1"
+    assert PROCEDURES["paper"].reject_outcome == PROCEDURES["mixture"].reject_outcome == "not_robust"
+    # p = 0.995 is robust at κ = 0.01 but inside the SPRT's indifference region (0.99, 0.999)
+    n = 200
+    cfg = CertifyConfig(kappa=0.01, alpha=0.01, procedure="sprt", budget=20_000)
+    result = Certifier(cfg, 2).run(n, _rate_draw(0.995, 3), torch.zeros(n, dtype=torch.long), progress=False)
+    outcomes = pd.Series([OUTCOMES[o] for o in result.outcome.tolist()])
+    assert not outcomes.eq("not_robust").any()
+    assert outcomes.eq("below_p1").mean() > 0.5  # about 72 %, exactly (bench.simulation.exact_rates)
+    frame = result.frame()
+    assert set(frame["outcome"]) <= {"certified", "below_p1", "undecided"}
+    # the mixture test rejects p >= 1−κ, which is false here: it reports no below_p1
+    mix = Certifier(CertifyConfig(procedure="mixture", budget=2000), 2).run(
+        n, _rate_draw(0.995, 3), torch.zeros(n, dtype=torch.long), progress=False)
+    assert OUTCOMES.index("below_p1") not in mix.outcome.tolist()
+
+
+def test_simulate_counts_the_sprts_own_outcome():
+    row = simulate(CertifyConfig(procedure="sprt", budget=5000), 0.5, 50, seed=0)
+    assert row["below_p1"] == 1.0 and row["not_robust"] == 0.0
+    row = simulate(CertifyConfig(procedure="mixture", budget=5000), 0.5, 50, seed=0)
+    assert row["not_robust"] == 1.0 and row["below_p1"] == 0.0
