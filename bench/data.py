@@ -37,6 +37,7 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotFoundError",
     "Split",
+    "dataset_available",
     "default_root",
     "load_split",
     "split_indices",
@@ -179,6 +180,34 @@ _TV_CLASSES = {
 #: the folder under the data root that holds each dataset's files (torchvision's layout)
 FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "svhn": "svhn",
            "cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+
+_IDX = [f"raw/{p}-{k}-idx{d}-ubyte" for p in ("train", "t10k") for k, d in (("images", 3), ("labels", 1))]
+#: the files torchvision's reader opens for both splits, relative to the dataset's folder
+FILES = {"mnist": _IDX, "fashion_mnist": _IDX, "svhn": ["train_32x32.mat", "test_32x32.mat"],
+         "cifar10": [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"],
+         "cifar100": ["train", "test", "meta"]}
+
+
+def dataset_available(name: str, root: str | Path) -> tuple[bool, str]:
+    """Whether the files of dataset ``name`` are on disk, checked by name only (nothing is
+    decoded, hashed or downloaded, so it is cheap enough to run whenever the DAG is built).
+
+    Returns ``(True, where)`` when every file torchvision reads for the train and test sets is
+    under ``root`` (or, for Fashion-MNIST, in the Debian package ``dataset-fashion-mnist``, which
+    :func:`load_split` stages under ``root``), else ``(False, why)``, naming the folder looked at,
+    the first missing file and the command that gets the data.
+    """
+    info = dataset_info(name)
+    root = Path(root)
+    folder = root / FOLDERS[name]
+    missing = [f for f in FILES[name] if not (folder / f).is_file()]
+    if not missing:
+        return True, f"dataset '{name}' found under {folder}"
+    if name == "fashion_mnist" and all((DEBIAN_FASHION_MNIST / f"{Path(f).name}.gz").is_file() for f in FILES[name]):
+        return True, f"dataset '{name}' found in the Debian package dataset-fashion-mnist ({DEBIAN_FASHION_MNIST})"
+    more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+    return False, (f"dataset '{name}' not found under {folder} (missing {missing[0]}{more}); "
+                   f"get it with: {info.fetch_hint.replace('<data root>', str(root))}")
 
 
 def _tv_dataset(name: str, root: Path, train: bool, download: bool, verify: bool):
