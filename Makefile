@@ -40,7 +40,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores 2
+	$(BIN)/python -m bench run --cores 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/certify_speed.py

@@ -1,11 +1,15 @@
 # cpr-bench: the DAG that trains every method, certifies and attacks each model, and aggregates
 # the paper's tables, figures and one HTML report. Logic lives in the package (bench.*);
-# rules only name files, resources and the script that runs.
+# rules only name files, params, resources and the script that runs.
 #
 #   snakemake --cores 8 reports/table1.csv          # what Table 1 needs
 #   snakemake --cores 2                              # everything, up to reports/report.html
 #   snakemake --configfile config/paper.yaml --profile profiles/slurm   # the paper's protocol on SLURM
+#
+# Results of a config live under results/<run>/ and reports/<run>/ (config key `run`);
+# reports/<file> is the current config's copy.
 from snakemake.utils import min_version, validate
+from bench.config import check_config
 
 min_version("9.0")
 
@@ -17,6 +21,7 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, "config/schema.yaml")
+check_config(config)
 
 include: "rules/common.smk"
 include: "rules/train.smk"
@@ -27,4 +32,8 @@ include: "rules/report.smk"
 rule all:
     input:
         "reports/report.html",
+        expand("reports/{table}.csv", table=ENABLED),
+        ["reports/figure2.png"] if config.get("ablation") else [],
+        "reports/figure3.png",
+        "reports/vicinities.png",
     default_target: True

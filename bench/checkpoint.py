@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from bench.io import atomic_path, write_json
 
-__all__ = ["save_checkpoint", "load_checkpoint", "sha256"]
+__all__ = ["load_checkpoint", "load_model", "save_checkpoint", "sha256"]
 
 
 def sha256(path: str | Path) -> str:
@@ -91,3 +91,22 @@ def load_checkpoint(stem: str | Path, model: torch.nn.Module, optimizer: torch.o
     for name, gen in generators.items():
         gen.set_state(tensors[f"rng.gen.{name}"])  # a CPU byte tensor, for CUDA generators too
     return meta
+
+
+def load_model(run_dir: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The finished model of a run directory (``model.json`` + ``model.safetensors``), in eval
+    mode; refuses weights whose SHA-256 differs from the recorded one."""
+    run_dir = Path(run_dir)
+    meta_path = run_dir / "model.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{run_dir} holds no finished model (no model.json)")
+    meta = json.loads(meta_path.read_text())
+    weights = run_dir / "model.safetensors"
+    if sha256(weights) != meta["weights_sha256"]:
+        raise ValueError(f"{weights} does not match the hash recorded in {meta_path}")
+    from bench.data import dataset_info
+    from bench.models import create_model
+
+    model = create_model(meta["spec"]["arch"], dataset_info(meta["spec"]["dataset"]))
+    model.load_state_dict(load_file(str(weights)))
+    return model.to(device).eval()

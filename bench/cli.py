@@ -5,6 +5,8 @@
 - ``methods``: the registered training methods, their architectures and citations.
 - ``params``: the parameter count of every architecture beside the paper's Table 5.
 - ``data fetch NAME``: download a dataset through torchvision (needs network).
+- ``run [SNAKEMAKE ARGS]``: the DAG (``snakemake --rerun-incomplete``), after clearing the lock
+  a killed run left behind (a power cut, ``kill -9``) when no Snakemake process still uses it.
 """
 from __future__ import annotations
 
@@ -89,6 +91,42 @@ def cmd_fetch(args: argparse.Namespace) -> None:
         log.info("%s %s: %d images", args.name, split, len(s))
 
 
+def _live_snakemake(workdir: Path) -> list[int]:
+    """PIDs of other Snakemake processes working in ``workdir`` (they own its lock)."""
+    import os
+
+    import psutil
+
+    me, found = os.getpid(), []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if proc.info["pid"] != me and "snakemake" in cmd and "bench run" not in cmd \
+                    and Path(proc.cwd()).resolve() == workdir.resolve():
+                found.append(proc.info["pid"])
+        except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+            continue
+    return found
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    """Run the DAG; a lock whose owner is gone (killed run) is cleared first, and the jobs it
+    left incomplete rerun (Snakemake's ``--rerun-incomplete``)."""
+    import subprocess
+    import sys
+
+    snakemake = [sys.executable, "-m", "snakemake", *args.snakemake_args]
+    locks = Path(".snakemake/locks")
+    if locks.is_dir() and any(locks.iterdir()):
+        live = _live_snakemake(Path.cwd())
+        if live:
+            raise SystemExit(f"another Snakemake run (pid {', '.join(map(str, live))}) is working in this directory; "
+                             "wait for it to finish or stop it")
+        log.warning("clearing a stale lock left by a killed run (no Snakemake process holds it)")
+        subprocess.run([*snakemake, "--unlock"], check=True, capture_output=True)
+    raise SystemExit(subprocess.run([*snakemake, "--rerun-incomplete"]).returncode)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,11 +164,21 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("name", choices=list(bdata.DATASETS))
     f.add_argument("--root", type=Path, default=None)
     f.set_defaults(func=cmd_fetch)
+    r = sub.add_parser("run", help="run the DAG, recovering from a killed run (arguments go to snakemake)")
+    r.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="e.g. --cores 2 reports/table1.csv")
+    r.set_defaults(func=cmd_run)
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"] and argv[1:2] not in (["-h"], ["--help"]):
+        # everything after `run` belongs to snakemake, options included
+        args = argparse.Namespace(verbose=False, func=cmd_run, snakemake_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     args.func(args)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-__all__ = ["bound_certify", "certified_accuracy", "smoothing_certify"]
+__all__ = ["bound_certify", "bound_certify_inputs", "certified_accuracy", "smoothing_certify"]
 
 
 def _noisy_counts(model: torch.nn.Module, x: torch.Tensor, sigma: float, n: int, num_classes: int,
@@ -56,27 +56,40 @@ def certified_accuracy(frame: pd.DataFrame, labels: torch.Tensor, radii: list[fl
     return {float(r): 100.0 * float((correct & (frame["radius"].to_numpy() >= r)).mean()) for r in radii}
 
 
-def bound_certify(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
-                  method: str = "IBP", batch_size: int = 64) -> dict[str, float]:
-    """Deterministic L∞ certificate (κ = 0) of the clean prediction from auto_LiRPA bounds.
+def bound_certify_inputs(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
+                         method: str = "IBP", batch_size: int = 64) -> pd.DataFrame:
+    """Deterministic L∞ certificate (κ = 0) of the clean prediction from auto_LiRPA bounds, per input.
 
-    ``eps`` in pixel units of [0,1]. Returns standard accuracy, certified robustness rate and
-    certified robust accuracy in percent.
+    ``eps`` in pixel units of [0,1]. One row per input in the form of
+    :meth:`bench.certify.CertifyResult.frame` (``outcome`` is ``certified`` when every margin
+    z_pred − z_j has a positive lower bound, else ``not_certified``; ``samples`` is 0).
     """
     from bench.lirpa import bounded_model, margin_bounds
 
     model.eval()
     bounded = bounded_model(model, images[:2])
     bounded.eval()
-    certified, correct = [], []
+    certified, preds = [], []
     for s in range(0, len(images), batch_size):
-        x, y = images[s : s + batch_size], labels[s : s + batch_size]
+        x = images[s : s + batch_size]
         with torch.no_grad():
             pred = model(x).argmax(1)
         _, lb = margin_bounds(bounded, x, pred, eps, method)
         certified.append((lb > 0).all(1).cpu())
-        correct.append((pred == y).cpu())
-    certified, correct = torch.cat(certified), torch.cat(correct)
-    return {"standard_accuracy": 100.0 * correct.float().mean().item(),
-            "certified_robustness_rate": 100.0 * certified.float().mean().item(),
-            "certified_robust_accuracy": 100.0 * (certified & correct).float().mean().item()}
+        preds.append(pred.cpu())
+    certified, pred = torch.cat(certified).numpy(), torch.cat(preds).numpy()
+    return pd.DataFrame({"label": labels.cpu().numpy(), "clean_prediction": pred, "input": range(len(pred)),
+                         "prediction": pred, "samples": 0,
+                         "outcome": ["certified" if c else "not_certified" for c in certified]})
+
+
+def bound_certify(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
+                  method: str = "IBP", batch_size: int = 64) -> dict[str, float]:
+    """Deterministic L∞ certificate (κ = 0) of the clean prediction from auto_LiRPA bounds
+    (:func:`bound_certify_inputs`): standard accuracy, certified robustness rate and certified
+    robust accuracy in percent."""
+    frame = bound_certify_inputs(model, images, labels, eps, method, batch_size)
+    certified, correct = frame["outcome"].eq("certified"), frame["prediction"].eq(frame["label"])
+    return {"standard_accuracy": 100.0 * float(correct.mean()),
+            "certified_robustness_rate": 100.0 * float(certified.mean()),
+            "certified_robust_accuracy": 100.0 * float((certified & correct).mean())}

@@ -1,7 +1,16 @@
-"""What the DAG builds for a config: runs, their architectures, and each output's inputs.
+"""What the DAG builds for a config: runs, their architectures, paths, and each job's settings.
 
-The Snakefile asks this module for its targets, so that a new method module appears in the DAG
-without touching the Snakefile (the method list is the registry's unless the config names some).
+The Snakefile asks this module for its targets, so that a new method or table module appears in
+the DAG without touching the Snakefile (methods: the registry's unless the config names some;
+tables: :data:`bench.tables.TABLES`).
+
+Isolation: every config has a name (``run:``) and its results live under ``results/<run>/`` and
+``reports/<run>/``; two configs never share a model or a certificate.
+
+Invalidation: each job receives, as Snakemake ``params``, the slice of the config it reads
+(:func:`job_settings`, hyperparameters resolved) and the stamps of the code it runs
+(:func:`code_version`); jobs read their settings from there and nowhere else. Changing a
+setting or that code reruns exactly the jobs whose result it can change.
 
 Architectures: with ``arch: paper`` each method is reported on the architecture of Appendix
 C.1 (:func:`best_arch`); with ``arch: sweep`` every compatible architecture is trained
@@ -10,30 +19,35 @@ best per method and dataset; the functions below then take ``arch_of`` to read t
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 from bench.data import dataset_info
 from bench.method import available_methods, get_method, shape_group
 
-__all__ = ["ATTACK_TABLES", "CERTIFY_TABLES", "EXTRA_TABLES", "ablation_runs", "attack_names", "best_arch",
-           "benchmark_of", "candidate_runs", "extra_inputs", "extra_tables", "methods", "result_dir", "runs", "table_inputs"]
+__all__ = ["ablation_runs", "attack_names", "benchmark_of", "best_arch", "candidate_runs", "code_version",
+           "job_settings", "methods", "reports_dir", "result_dir", "runs", "selection_file", "vicinities"]
 
-CERTIFY_TABLES = (1, 2, 10, 11, 12)
-ATTACK_TABLES = (3, 9)
-#: the outputs beyond the paper (issue 5) and the selection record, by the config key enabling them
-EXTRA_TABLES = {
-    "adaptive": ["table3_adaptive", "table9_adaptive"],
-    "audit": ["certificate_audit"],
-    "native": ["native_certificates"],
-    "masking": ["masking"],
-}
 #: Appendix C.1: the architecture each method is reported on
 PAPER_ARCH = {
     "28x28": {"default": "convnet", "ibp": "cnn7"},
     "32x32": {"default": "resnet18", "ibp": "wrn8", "rs": "cifar_resnet110"},
 }
-RESULTS = "results/{dataset}/{method}/{arch}/seed{seed}"
-ABLATION = "results/ablation/{dataset}/{method}/{arch}/{hparam}-{value}/seed{seed}"
+RESULTS = "results/{run}/{dataset}/{method}/{arch}/seed{seed}"
+ABLATION = "results/{run}/ablation/{dataset}/{method}/{arch}/{hparam}-{value}/seed{seed}"
+#: the modules each kind of job runs: their import closure is the job's code stamp
+JOB_MODULES = {
+    "train": ("bench.jobs.train",),
+    "certify": ("bench.jobs.certify",),
+    "attack": ("bench.jobs.attack",),
+    "audit": ("bench.jobs.audit",),
+    "native": ("bench.jobs.native",),
+    "validation": ("bench.jobs.validation",),
+    "aggregate": ("bench.tables",),
+}
+#: the kinds whose result depends on the method's module (training, and predicting by its rule)
+USES_METHOD = {"train", "attack", "native"}
 ArchOf = Callable[[str, str, int], str]
 
 
@@ -97,8 +111,20 @@ def _value(v: float) -> str:
     return repr(float(v))
 
 
-def result_dir(run: dict) -> str:
-    return (ABLATION if "hparam" in run else RESULTS).format(**run)
+def result_dir(config: dict, run: dict) -> str:
+    """``results/<config's run name>/<dataset>/<method>/<arch>/seed<seed>`` (ablation runs add
+    ``ablation/`` and ``<hparam>-<value>``)."""
+    return (ABLATION if "hparam" in run else RESULTS).format(run=config["run"], **run)
+
+
+def reports_dir(config: dict) -> str:
+    """Where the config's aggregates live; ``reports/<name>`` at the top is the current config's copy."""
+    return f"reports/{config['run']}"
+
+
+def selection_file(config: dict, dataset: str, method: str, seed: int) -> str:
+    """The ``arch: sweep`` checkpoint's record of one method's chosen architecture."""
+    return f"results/{config['run']}/{dataset}/{method}/seed{seed}/arch.json"
 
 
 def attack_names(config: dict) -> list[str]:
@@ -108,92 +134,120 @@ def attack_names(config: dict) -> list[str]:
     return list(ATTACKS) if names == "all" else list(names)
 
 
-def table_inputs(config: dict, table: int, arch_of: ArchOf | None = None) -> list[str]:
-    """The job outputs a paper table is aggregated from."""
-    out = []
-    for run in runs(config, arch_of):
-        base = result_dir(run)
-        if table in CERTIFY_TABLES:
-            out.append(f"{base}/certify/table{table}.json")
-        elif table == 3:
-            out.append(f"{base}/attacks/AutoAttack.json")
-        elif table == 9:
-            out += [f"{base}/attacks/{a}.json" for a in attack_names(config)]
-        elif table == 4:
-            out += [f"{base}/model.json", f"{base}/certify/table1.json"]
-        else:
-            raise ValueError(f"no such table: {table}")
+def vicinities(config: dict, dataset: str) -> dict[str, str]:
+    """The config's vicinity specs for a dataset by name (``main``, ``small``, each transform)."""
+    group = shape_group(dataset_info(dataset))
+    return {**config["vicinities"]["all"], **config["vicinities"].get(group, {})}
+
+
+# --- each job's settings and code: its Snakemake params ------------------------------------------
+
+
+def _canonical(obj: Any) -> Any:
+    """Dicts with sorted keys, recursively, so that the params' text is stable across runs."""
+    if isinstance(obj, dict):
+        return {str(k): _canonical(obj[k]) for k in sorted(obj, key=str)}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    return obj
+
+
+def _common(config: dict, w) -> dict:
+    out = {"run": config["run"], "dataset": w.dataset, "method": w.method, "arch": w.arch, "seed": int(w.seed),
+           "device": config.get("device"), "gpus": int(config["resources"]["gpus"]),
+           "data_root": config["data"]["root"], "plugins": list(config.get("plugins", []))}
+    if "hparam" in w.keys():
+        out.update(hparam=w.hparam, value=float(w.value))
     return out
 
 
-def extra_tables(config: dict) -> list[str]:
-    """Names of the beyond-the-paper outputs the config enables (``reports/<name>.csv``)."""
-    out = [name for key, names in EXTRA_TABLES.items() if config.get(key) for name in names]
-    if config.get("ablation"):
-        out.append("ablation")
-    if config.get("arch") == "sweep":
-        out.append("arch_selection")
-    return out
+def job_settings(kind: str, config: dict, w, **extra: Any) -> dict:
+    """The slice of ``config`` a job of ``kind`` reads, for the model named by wildcards ``w``.
 
+    ``train``: the training block, the main vicinity and the method's resolved hyperparameters
+    (an ablation run's value included); ``certify`` (``table=`` the table key): that table's
+    settings, budget and test subset; ``attack`` (``attack=`` its name): the attack block, the
+    L∞ eps, and the adaptive or masking block when the attack is one of theirs; ``audit``,
+    ``native``, ``validation``: their blocks and the vicinities they use.
+    """
+    from bench.tables import get_table
 
-def _vote_methods(config: dict) -> list[str]:
-    return [m for m in methods(config) if get_method(m).vote]
+    s = _common(config, w)
+    vic = vicinities(config, w.dataset)
+    if kind == "train":
+        t = config["train"]
+        overrides = {**config.get("hparams", {}).get(w.method, {}),
+                     **({w.hparam: float(w.value)} if "hparam" in w.keys() else {})}
+        s.update(epochs=int(t["epochs"]), batch_size=int(t["batch_size"]), train_per_class=t.get("train_per_class"),
+                 val_per_class=t.get("val_per_class"), vicinity=vic["main"],
+                 hparams=get_method(w.method).resolve_hparams(dataset_info(w.dataset), overrides))
+    elif kind == "certify":
+        table = get_table(extra["table"])
+        s.update(table=table.key, settings=table.settings(config, vic), budget=int(config["certify"]["budget"]),
+                 test_per_class=config["certify"].get("test_per_class"),
+                 deterministic=vic["main"] if table.deterministic(config) else None)
+    elif kind == "attack":
+        a, name = config["attacks"], extra["attack"]
+        s.update(attack=name, linf=vic["main"], test_per_class=a.get("test_per_class"),
+                 batch_size=int(a["batch_size"]), autoattack_steps=int(a["autoattack_steps"]),
+                 square_queries=int(a["square_queries"]))
+        if name.startswith("Vote"):
+            s["adaptive"] = dict(config["adaptive"])
+        from bench.masking import CHECK_ATTACKS
 
-
-def extra_inputs(config: dict, name: str, arch_of: ArchOf | None = None) -> list[str]:
-    """The job outputs ``reports/<name>.csv`` is aggregated from."""
-    from bench.masking import NEEDED, TRANSFER_ATTACK, TRANSFER_SOURCE
-
-    if name == "arch_selection":  # the checkpoints' own outputs: listed without reading them
-        return [f"results/{d}/{m}/seed{s}/arch.json"
-                for d in config["datasets"] for m in methods(config) for s in config["seeds"]]
-    out = []
-    reported = runs(config, arch_of)
-    if name in ("table3_adaptive", "table9_adaptive"):
-        attacks = ["AutoAttack"] if name == "table3_adaptive" else list(config["adaptive"]["attacks"])
-        out += [f"{result_dir(r)}/attacks/Vote{a}.json" for r in reported if r["method"] in _vote_methods(config)
-                for a in attacks]
-    elif name == "certificate_audit":
-        out += [f"{result_dir(r)}/audit.json" for r in reported]
-    elif name == "native_certificates":
-        for r in reported:
-            if get_method(r["method"]).native_certificate:
-                out += [f"{result_dir(r)}/native.json", f"{result_dir(r)}/certify/table1.json"]
-    elif name == "masking":
-        for r in reported:
-            # the transfer is crafted on erm's model: none for erm itself, none without erm
-            no_transfer = r["method"] == TRANSFER_SOURCE or TRANSFER_SOURCE not in methods(config)
-            needed = [a for a in NEEDED if not (a == TRANSFER_ATTACK and no_transfer)]
-            out += [f"{result_dir(r)}/attacks/{a}.json" for a in needed]
-    elif name == "ablation":
-        for r in ablation_runs(config):
-            out += [f"{result_dir(r)}/certify/table1.json", f"{result_dir(r)}/attacks/AutoAttack.json"]
+        if name in CHECK_ATTACKS:
+            s["masking"] = {k: config["masking"][k] for k in ("more_steps", "unbounded_steps")}
+    elif kind == "audit":
+        c = config["certify"]
+        s.update(audit=dict(config["audit"]), test_per_class=c.get("test_per_class"), vicinities=vic)
+    elif kind == "native":
+        s.update(native=dict(config["native"]), linf=vic["main"])
+    elif kind == "validation":
+        c = config["certify"]
+        s.update(kappa=c["kappa"], alpha=c["alpha"], procedure=c["procedures"][0], budget=int(c["budget"]),
+                 val_per_class=config["train"].get("val_per_class"), vicinity=vic["main"])
     else:
-        raise ValueError(f"no such output: {name}; known: {', '.join(sum(EXTRA_TABLES.values(), []))}, "
-                         "ablation, arch_selection")
+        raise ValueError(f"no such job kind: {kind}; known: {', '.join(JOB_MODULES)}")
+    return _canonical(s)
+
+
+@functools.cache
+def _stamp(modules: tuple[str, ...]) -> str:
+    from bench.provenance import code_stamp
+
+    return code_stamp(*modules)
+
+
+def code_version(kind: str, method: str | None = None) -> dict[str, str]:
+    """The code stamps of a job (:func:`bench.provenance.code_stamp`): ``engine``, the import
+    closure of the job's module; ``method``, the method's own module where the result depends on it."""
+    out = {"engine": _stamp(JOB_MODULES[kind])}
+    if method is not None and kind in USES_METHOD:
+        out["method"] = _stamp((get_method(method).__module__,))
     return out
 
 
 def benchmark_of(path: str) -> str | None:
     """The Snakemake ``benchmark:`` file of the job that wrote ``path`` (None for aggregates).
 
-    ``results/<run>/certify/table1.json`` -> ``results/benchmarks/<run>/certify1.tsv``, and
-    likewise ``model.json`` -> ``train.tsv``, ``attacks/<A>.json`` -> ``attack_<A>.tsv``,
+    ``results/<run>/<model>/certify/table1.json`` -> ``results/<run>/benchmarks/<model>/certify_table1.tsv``,
+    and likewise ``model.json`` -> ``train.tsv``, ``attacks/<A>.json`` -> ``attack_<A>.tsv``,
     ``audit.json``, ``native.json``, ``certify/validation.json`` -> ``<name>.tsv``.
     """
     parts = path.split("/")
     seed = next((i for i, part in enumerate(parts) if part.startswith("seed")), None)
-    if parts[0] != "results" or seed is None or seed == len(parts) - 1:
+    if parts[0] != "results" or seed is None or seed == len(parts) - 1 or len(parts) < 3:
         return None
-    run, tail = "/".join(parts[1 : seed + 1]), parts[seed + 1 :]
+    name_of_run, model, tail = parts[1], "/".join(parts[2 : seed + 1]), parts[seed + 1 :]
     if tail == ["model.json"]:
         name = "train"
     elif tail[0] == "certify" and tail[1].endswith(".json"):
-        name = tail[1][: -len(".json")].replace("table", "certify")
+        stem = tail[1][: -len(".json")]
+        name = "validation" if stem == "validation" else f"certify_{stem}"
     elif tail[0] == "attacks":
         name = "attack_" + tail[1][: -len(".json")]
     elif tail[0] in ("audit.json", "native.json"):
         name = tail[0][: -len(".json")]
     else:
         return None
-    return f"results/benchmarks/{run}/{name}.tsv"
+    return f"results/{name_of_run}/benchmarks/{model}/{name}.tsv"

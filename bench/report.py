@@ -1,12 +1,12 @@
-"""Figures and the self-contained HTML report (reads only the aggregated tables and figures).
+"""The self-contained HTML report (reads only the aggregated tables and figures).
 
-- :func:`figure3`: the paper's Figure 3 from training logs: the mean and standard-deviation
-  terms of Eq. (5) per epoch, and training and validation accuracy.
-- :func:`vicinity_figure`: a clean image beside a few samples of each vicinity used, so that a
-  reader sees what each eps and transform means.
 - :func:`job_times`: the wall time of every job, from Snakemake's ``benchmark:`` files.
-- :func:`html_report`: every table beside the paper's numbers (differences coloured), the
-  figures embedded, and provenance (config, git commit, package versions, hardware, job times).
+- :func:`html_report`: every enabled table of :data:`bench.tables.TABLES` laid out as the
+  paper does, each rate with its 95 % interval, the best method per column in bold and the
+  methods not significantly below it marked as ties (McNemar's exact test on the paired test
+  inputs), the paper's value beside ours; the figures embedded; provenance (config, git commit,
+  package versions, hardware, job times), and a warning on any table whose rows were computed
+  by different versions of the code.
 """
 from __future__ import annotations
 
@@ -15,109 +15,16 @@ import html
 import json
 import os
 import platform
-import subprocess
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+from bench.io import atomic_path, write_csv
+from bench.provenance import git_commit, package_versions
+from bench.stats import LEVEL
 
-from bench.io import atomic_path, write_csv  # noqa: E402
-
-__all__ = ["EXTRA_TITLES", "figure2", "figure3", "html_report", "job_times", "vicinity_figure"]
-
-TITLES = {
-    1: "Table 1: standard accuracy, certified robustness rate, certified robust accuracy (L∞)",
-    2: "Table 2: certified robust accuracy under functional perturbations",
-    3: "Table 3: defence success rate against AutoAttack",
-    4: "Table 4: training and inference time (seconds)",
-    9: "Table 9: defence success rate against 25 torchattacks attacks",
-    10: "Table 10: certified robust accuracy within the smaller vicinity",
-    11: "Table 11: certified robust accuracy against κ (κ = 0: sound IBP bounds)",
-    12: "Table 12: certified robust accuracy against the confidence 1−α",
-}
-
-
-#: the outputs beyond the paper (issue 5), the ablation and the sweep's choices
-EXTRA_TITLES = {
-    "table3_adaptive": "Table 3, adaptive: AutoAttack (rand version, EOT) on the vote itself",
-    "table9_adaptive": "Table 9, adaptive: attacks with expectation over the vote's sampling",
-    "certificate_audit": "Certificate audit: certified inputs whose fresh-sample rate lies below 1−κ",
-    "native_certificates": "Native certificates of the baselines, beside the probabilistic one",
-    "masking": "Gradient-masking checks (Carlini et al. 2019); red: flag raised",
-    "ablation": "λ ablation (Figure 2's numbers)",
-    "arch_selection": "Architecture chosen per method by validation certified robust accuracy (arch: sweep)",
-}
-
-
-def _save(fig, png: str | Path, svg: str | Path | None = None) -> None:
-    atomic_path(png, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
-    if svg:
-        atomic_path(svg, lambda tmp: fig.savefig(tmp, format="svg", bbox_inches="tight"))
-    plt.close(fig)
-
-
-def figure3(logs: dict[str, str], png: str, svg: str) -> None:
-    """Figure 3: per-epoch mean and std terms and accuracies; ``logs`` maps a label to log.csv."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for label, path in logs.items():
-        log = pd.read_csv(path)
-        for ax, col in zip(axes[:2], ("mean", "std")):
-            if col in log:
-                ax.plot(log["epoch"], log[col], marker="o", label=label)
-        axes[2].plot(log["epoch"], log["train_accuracy"], marker="o", label=f"{label} train")
-        axes[2].plot(log["epoch"], log["val_accuracy"], marker="s", ls="--", label=f"{label} val")
-    for ax, title in zip(axes, ("(a) mean term of Eq. (5)", "(b) standard-deviation term", "(c) accuracy (%)")):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-    _save(fig, png, svg)
-
-
-def figure2(ablation_csv: str, png: str, svg: str) -> None:
-    """Figure 2: standard accuracy, certified robust accuracy (per procedure) and AutoAttack
-    defence success rate against the ablated hyperparameter (λ by default)."""
-    df = pd.read_csv(ablation_csv)
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for (metric, procedure), group in df.groupby(["metric", df["procedure"].fillna("")], sort=False):
-        g = group.groupby("hparam_value")["value"].mean()
-        label = metric.replace("_", " ") + (f" ({procedure})" if metric == "certified_robust_accuracy" else "")
-        # dashed and hollow for the paper's procedure, so that it shows where it equals mixture
-        style = {"ls": "--", "mfc": "none", "marker": "s"} if procedure == "paper" else {"marker": "o"}
-        ax.plot(g.index, g.values, label=label, **style)
-    names = {"lam": "λ"}
-    ax.set_xlabel(names.get(df["hparam"].iloc[0], df["hparam"].iloc[0]) if len(df) else "value")
-    ax.set_ylabel("%")
-    if len(df):
-        ax.set_title(f"Figure 2: {df['method'].iloc[0]} against {names.get(df['hparam'].iloc[0], df['hparam'].iloc[0])}")
-    ax.legend(fontsize=7)
-    _save(fig, png, svg)
-
-
-def vicinity_figure(images: torch.Tensor, specs: dict[str, str], png: str, samples: int = 5, seed: int = 0) -> None:
-    """One row per vicinity: the clean image, then ``samples`` draws from it."""
-    from bench.vicinity import parse_vicinity
-
-    gen = torch.Generator().manual_seed(seed)
-    fig, axes = plt.subplots(len(specs), samples + 1, figsize=(1.4 * (samples + 1), 1.5 * len(specs)), squeeze=False)
-    x = images[:1]
-    for row, (name, spec) in enumerate(specs.items()):
-        draws = parse_vicinity(spec)(x, samples, gen)[0]
-        for col, img in enumerate([x[0], *draws]):
-            ax = axes[row, col]
-            arr = img.permute(1, 2, 0).numpy()
-            ax.imshow(arr.squeeze(-1) if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if col == 0:
-                ax.set_ylabel(f"{name}\n{spec}", fontsize=7)
-        axes[0, 0].set_title("clean", fontsize=8)
-    _save(fig, png)
+__all__ = ["html_report", "job_times"]
 
 
 def job_times(paths: list[str], out: str) -> pd.DataFrame:
@@ -125,160 +32,198 @@ def job_times(paths: list[str], out: str) -> pd.DataFrame:
     rows = []
     for p in paths:
         bench = pd.read_csv(p, sep="\t")
-        name = str(Path(p).with_suffix("")).removeprefix("results/benchmarks/")
+        name = str(Path(p).with_suffix("")).split("/benchmarks/", 1)[-1]
         rows.append({"job": name, "seconds": float(bench["s"].iloc[0]),
                      "max_rss_mb": float(bench["max_rss"].iloc[0]) if "max_rss" in bench else None})
-    df = pd.DataFrame(rows).sort_values("job")
+    df = pd.DataFrame(rows, columns=["job", "seconds", "max_rss_mb"]).sort_values("job")
     write_csv(df, out)
     return df
 
 
 def _img(path: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" style="max-width:100%">'
+    return f'<img src="data:image/png;base64,{data}" style="max-width:100%" alt="{html.escape(Path(path).stem)}">'
 
 
-#: (row keys, column keys) of each table, as the paper lays it out
-LAYOUT = {
-    1: (["method", "dataset"], ["metric", "procedure"]),
-    2: (["method", "dataset"], ["transform", "procedure"]),
-    3: (["method", "dataset"], ["metric"]),
-    4: (["method", "dataset"], ["metric", "procedure"]),
-    9: (["attack"], ["method"]),
-    10: (["method", "dataset"], ["procedure"]),
-    11: (["method", "dataset"], ["kappa", "procedure"]),
-    12: (["method", "dataset"], ["confidence", "procedure"]),
-}
-
-
-def _cell(value, paper, colour: bool = True) -> str:
-    if pd.isna(value):
+def _cell(r: dict, colour: bool, rate: bool) -> str:
+    """Our value [95 % interval], bold if best in its column, '≈' if tied with the best; the
+    paper's value below it (coloured only where it is the same dataset's)."""
+    value = r.get("value")
+    if value is None or pd.isna(value):
         return "<td>–</td>"
-    text = f"{value:.2f}"
-    if pd.isna(paper):
-        return f"<td>{text}</td>"
-    diff = value - paper
-    style = ""
-    if colour:  # percentages: within 2 points green, below red, above blue
-        style = ' style="background:' + ("#e6f4ea" if abs(diff) <= 2 else ("#fce8e6" if diff < 0 else "#e8f0fe")) + '"'
-    return f'<td{style} title="ours − paper = {diff:+.2f}">{text}<br><small>paper {paper:.2f}</small></td>'
+    text = f"{value:.2f}" if rate else f"{value:.3g}"
+    verdict = r.get("vs_best")
+    if verdict == "best":
+        text = f"<b>{text}</b>"
+    elif verdict == "tie":
+        text = f"≈{text}"
+    if rate and pd.notna(r.get("ci_low")):
+        text += f" <small>[{r['ci_low']:.1f}, {r['ci_high']:.1f}]</small>"
+    title = []
+    if pd.notna(r.get("successes")):
+        title.append(f"{int(r['successes'])} of {int(r['inputs'])} inputs")
+    if verdict in ("tie", "worse"):
+        title.append(f"vs best: McNemar exact p = {r['vs_best_p']:.3g} ({verdict})")
+    paper, style = r.get("paper"), ""
+    if paper is not None and pd.notna(paper):
+        same = r.get("paper_dataset", r.get("dataset")) == r.get("dataset")
+        diff = value - paper
+        if colour and same:  # within 2 points green, below red, above blue
+            style = ' style="background:' + ("#e6f4ea" if abs(diff) <= 2 else ("#fce8e6" if diff < 0 else "#e8f0fe")) + '"'
+        ref = "" if same else f" ({r.get('paper_dataset')})"
+        text += f"<br><small>paper{ref} {paper:.2f}</small>"
+        title.append(f"ours − paper = {diff:+.2f}")
+    tip = f' title="{html.escape("; ".join(title))}"' if title else ""
+    return f"<td{style}{tip}>{text}</td>"
 
 
-def _table_html(df: pd.DataFrame, number: int) -> str:
-    """The table laid out as the paper does (:data:`LAYOUT`), ours beside the paper's value."""
-    index, columns = LAYOUT.get(number, (["method", "dataset"], ["metric"]))
-    index = [c for c in index if c in df]
+def _layout_html(df: pd.DataFrame, rows: list[str], columns: list[str], rate: bool, colour: bool) -> str:
+    """The table laid out as the paper does (``rows`` × ``columns``), ours beside the paper's value."""
+    index = [c for c in rows if c in df]
     columns = [c for c in columns if c in df and df[c].notna().any()]
     df = df.copy()
     df["_col"] = (df[columns].fillna("").astype(str).agg(lambda r: " / ".join(v for v in r if v), axis=1)
                   if columns else "value")
     cols = list(dict.fromkeys(df["_col"]))
-    out = ["<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in index + cols) + "</tr>"]
+    out = ["<table class='sortable'><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in index + cols)
+           + "</tr></thead><tbody>"]
     for key, group in df.groupby(index, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         cells = "".join(f"<td>{html.escape(str(k))}</td>" for k in key)
         by_col = {r["_col"]: r for r in group.to_dict("records")}
-        for c in cols:
-            r = by_col.get(c)
-            cells += _cell(r["value"], r.get("paper"), colour=number != 4) if r else "<td></td>"
+        cells += "".join(_cell(by_col[c], colour, rate) if c in by_col else "<td></td>" for c in cols)
         out.append(f"<tr>{cells}</tr>")
-    ref = sorted(set(df.get("paper_dataset", pd.Series(dtype=str)).dropna()) - set(df.get("dataset", pd.Series(dtype=str))))
-    note = (f"<p class='note'>Paper values shown are the paper's {', '.join(ref)} figures "
-            "(the config's paper_reference, or the only dataset the paper reports), not this dataset.</p>") if ref else ""
-    return "\n".join(out) + "</table>" + note
-
-
-def _provenance(config: dict) -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", False
-    versions = {}
-    for pkg in ("torch", "torchvision", "torchattacks", "auto_LiRPA", "snakemake", "scipy", "numpy"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = "not installed"
-    hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(), "torch threads": torch.get_num_threads(),
-                "python": platform.python_version(),
-                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"}
-    rows = [("generated", datetime.now(timezone.utc).isoformat(timespec="seconds")),
-            ("git commit", commit + (" (with uncommitted changes)" if dirty else "")),
-            *versions.items(), *hardware.items()]
-    table = "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
-    return table + f"<h3>Config</h3><pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre>"
+    return "\n".join(out) + "</tbody></table>"
 
 
 def _masking_html(df: pd.DataFrame) -> str:
-    """One row per model, one column per check; a raised flag in red."""
+    """One row per model, one column per check; a raised flag in red, with the paired counts."""
     out = ["<table><tr><th>method</th><th>dataset</th>" + "".join(
         f"<th title='{html.escape(c)}'>{html.escape(k)}</th>"
         for k, c in dict(zip(df["check"], df["compares"])).items()) + "</tr>"]
     for (method, dataset), group in df.groupby(["method", "dataset"], sort=False):
         cells = ""
         for r in group.to_dict("records"):
-            flag = r["flag"]
-            style = ' style="background:#f4b6b0"' if flag is True or flag == "True" else ""
-            text = "–" if pd.isna(r["difference"]) else f"{r['difference']:+.1f}"
-            cells += f"<td{style}>{text}</td>"
+            flag = r["flag"] is True or str(r["flag"]) == "True"
+            style = ' style="background:#f4b6b0"' if flag else ""
+            if pd.isna(r["difference"]):
+                cells += "<td>–</td>"
+                continue
+            counts = (f"<br><small>{int(r['only_suspicious'])} vs {int(r['only_reference'])}"
+                      + (f", p = {r['p']:.2g}" if pd.notna(r["p"]) else "") + "</small>") \
+                if pd.notna(r.get("only_suspicious")) else ""
+            cells += f"<td{style}>{r['difference']:+.1f}{counts}</td>"
         out.append(f"<tr><td>{html.escape(method)}</td><td>{html.escape(dataset)}</td>{cells}</tr>")
-    tol = df["tolerance"].iloc[0] if len(df) else 0
-    return "\n".join(out) + (f"</table><p class='note'>Differences in percentage points of defence success "
-                             f"rate; a flag is raised above {tol:g} points (unbounded: the rate itself).</p>")
+    return "\n".join(out) + ("</table><p class='note'>Differences in percentage points of defence success "
+                             "rate (unbounded: the rate itself). Below each: the inputs only the suspicious attack "
+                             "leaves correct vs the inputs only the reference attack leaves correct, and McNemar's "
+                             "exact one-sided p-value; a flag is raised at p &lt; 0.05 (unbounded: any survivor).</p>")
 
 
-def _extra_html(name: str, path: str) -> str:
-    df = pd.read_csv(path)
+def _plain_html(df: pd.DataFrame) -> str:
+    keep = [c for c in df.columns if c not in ("settings", "job", "code", "model_code", "git_commit")]
+    return df[keep].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–", classes="sortable")
+
+
+def _code_warning(df: pd.DataFrame) -> str:
+    """A warning when a table mixes results that jobs of the same kind computed with different
+    code (the ``code`` stamp per job kind; ``model_code``: the trainings behind the models)."""
+    kinds = df.groupby("job") if "job" in df else [("job", df)]
+    mixed = [f"{kind} jobs: {', '.join(sorted(g['code'].dropna().astype(str).unique()))}"
+             for kind, g in kinds if "code" in g and g["code"].dropna().nunique() > 1]
+    if "model_code" in df and df["model_code"].dropna().nunique() > 1:
+        mixed.append(f"trainings: {', '.join(sorted(df['model_code'].dropna().astype(str).unique()))}")
+    if not mixed:
+        return ""
+    what = "; ".join(mixed)
+    return (f"<p class='warn'>⚠ This table mixes results computed by different versions of the code ({what}). "
+            "Rerun the DAG: Snakemake reruns the jobs whose code changed.</p>")
+
+
+def _table_html(table, df: pd.DataFrame, flagged: dict[str, list[str]]) -> str:
     if df.empty:
         return "<p class='note'>No rows (no model needs this output in this config).</p>"
-    if name == "masking":
-        return _masking_html(df)
-    keep = [c for c in df.columns if c not in ("settings", "candidates") or name == "arch_selection"]
-    return df[keep].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–")
+    if flagged and "method" in df:
+        df = df.copy()
+        df["method"] = df["method"].map(lambda m: f"{m} ⚑ masking: {', '.join(flagged[m])}" if m in flagged else m)
+    if table.key == "masking":
+        body = _masking_html(df)
+    elif table.key in ("certificate_audit", "native_certificates", "arch_selection"):
+        body = _plain_html(df)
+    else:
+        body = _layout_html(df, table.rows, table.columns, table.rate, colour=table.rate)
+    ref = sorted(set(df.get("paper_dataset", pd.Series(dtype=str)).dropna()) - set(df.get("dataset", pd.Series(dtype=str))))
+    note = (f"<p class='note'>Paper values shown are the paper's {', '.join(ref)} figures (the config's "
+            "paper_reference, or the only dataset the paper reports): a reference, not the same dataset, so they "
+            "are not coloured.</p>") if ref else ""
+    return _code_warning(df) + body + note
 
 
-def _flags_by_method(extras: dict[str, str]) -> dict[str, list[str]]:
-    if "masking" not in extras:
+def _flags_by_method(frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
+    df = frames.get("masking")
+    if df is None or df.empty:
         return {}
-    df = pd.read_csv(extras["masking"])
-    raised = df[df["flag"].astype(str).eq("True")] if len(df) else df
+    raised = df[df["flag"].astype(str).eq("True")]
     return raised.groupby("method")["check"].agg(list).to_dict() if len(raised) else {}
 
 
-def html_report(tables: dict[int, str], figures: dict[str, str], times: str, config: dict, out: str,
-                extras: dict[str, str] | None = None) -> None:
+def _provenance(config: dict) -> str:
+    hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+                "cpus": os.cpu_count()}
+    rows = [("generated", datetime.now(timezone.utc).isoformat(timespec="seconds")), ("run", config.get("run")),
+            ("git commit (report)", git_commit()), *package_versions().items(), *hardware.items()]
+    table = "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
+    return (table + "<p class='note'>Each job's own provenance (settings, code stamps, commit, packages, device, "
+            "seed) is in its output under results/&lt;run&gt;/; each table row carries the code stamps of the jobs "
+            f"behind it.</p><h3>Config</h3><pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre>")
+
+
+_SORT_JS = """<script>
+document.querySelectorAll('table.sortable').forEach(t => t.querySelectorAll('th').forEach((th, i) => {
+  th.style.cursor = 'pointer'; th.title = 'sort';
+  th.addEventListener('click', () => {
+    const body = t.tBodies[0]; const asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
+    const key = r => { const c = r.cells[i]; const v = parseFloat((c ? c.textContent : '').replace('≈', ''));
+                       return isNaN(v) ? (c ? c.textContent : '') : v; };
+    [...body.rows].sort((a, b) => { const x = key(a), y = key(b);
+      return (x > y ? 1 : x < y ? -1 : 0) * (asc ? 1 : -1); }).forEach(r => body.appendChild(r));
+  });
+}));
+</script>"""
+
+
+def html_report(tables: dict[str, str], figures: dict[str, str], times: str, config: dict, out: str) -> None:
     """Write one self-contained HTML page (images embedded as data URIs).
 
-    ``extras`` maps the names of :data:`EXTRA_TITLES` to their CSV; a model with a raised
-    gradient-masking flag gets a red mark beside its rows in every table."""
-    extras = extras or {}
-    flagged = _flags_by_method(extras)
+    ``tables`` maps table keys (:data:`bench.tables.TABLES`) to their CSV; a table with
+    ``beside`` follows the table it belongs to; a model with a raised gradient-masking flag gets
+    a red mark beside its rows in every table."""
+    from bench.tables import get_table
+
+    frames = {key: pd.read_csv(path) for key, path in tables.items()}
+    flagged = _flags_by_method(frames)
+    objects = sorted((get_table(k) for k in tables), key=lambda t: t.order)
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cpr-bench report</title><style>",
              "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}",
              "table{border-collapse:collapse;margin:1em 0;font-size:13px}",
              "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}",
              "small{color:#555}.note{font-size:12px;color:#555}pre{background:#f6f6f6;padding:1em;font-size:11px}",
-             "</style></head><body><h1>cpr-bench: reproduction of “Towards Certified Probabilistic Robustness with High Accuracy”</h1>",
-             "<p>Each cell: our value, with the paper's below it where the paper has one. Green: within 2 points "
-             "of the paper; red: below it; blue: above it. <b>paper</b> rows use the paper's re-test-after-every-sample "
-             "procedure, which is not a valid sequential test; <b>mixture</b> and <b>sprt</b> rows use valid ones.</p>"]
-    for number in sorted(tables):
-        df = pd.read_csv(tables[number])
-        if flagged and "method" in df:
-            df["method"] = df["method"].map(lambda m: f"{m} ⚑ masking: {', '.join(flagged[m])}" if m in flagged else m)
-        parts += [f"<h2>{html.escape(TITLES.get(number, f'Table {number}'))}</h2>", _table_html(df, number)]
-        adaptive = {3: "table3_adaptive", 9: "table9_adaptive"}.get(number)
-        if adaptive in extras:
-            parts += [f"<h3>{html.escape(EXTRA_TITLES[adaptive])}</h3>", _extra_html(adaptive, extras[adaptive])]
-    for name, path in extras.items():
-        if name not in ("table3_adaptive", "table9_adaptive"):
-            parts += [f"<h2>{html.escape(EXTRA_TITLES.get(name, name))}</h2>", _extra_html(name, path)]
+             ".warn{background:#fff3cd;padding:.5em}",
+             "</style></head><body><h1>cpr-bench: reproduction of “Towards Certified Probabilistic Robustness with "
+             "High Accuracy”</h1>",
+             f"<p>Each cell: our value (percent of test inputs) and its exact {LEVEL:.0%} Clopper–Pearson interval; "
+             "<b>bold</b>: the best method of the column; ≈: not significantly below the best on the same test inputs "
+             f"(McNemar's exact test, p ≥ {1 - LEVEL:.2g}; hover a cell for the counts and p-value). The paper's "
+             "value is below ours; green: within 2 points of it, red: below it, blue: above it (only where the "
+             "dataset is the paper's own). <b>paper</b> rows use the paper's re-test-after-every-sample procedure, "
+             "which is not a valid sequential test; <b>mixture</b> and <b>sprt</b> rows use valid ones.</p>"]
+    for table in objects:
+        parts += [f"<h2>{html.escape(table.title)}</h2>", _table_html(table, frames[table.key], flagged)]
     for title, path in figures.items():
         parts += [f"<h2>{html.escape(title)}</h2>", _img(path)]
     jt = pd.read_csv(times)
     parts += ["<h2>Provenance</h2>", _provenance(config),
               f"<h3>Wall time of each job (total {jt['seconds'].sum():.0f} s)</h3>",
-              jt.to_html(index=False, float_format=lambda v: f"{v:.1f}"), "</body></html>"]
+              jt.to_html(index=False, float_format=lambda v: f"{v:.1f}", classes="sortable"), _SORT_JS,
+              "</body></html>"]
     atomic_path(out, lambda tmp: tmp.write_text("\n".join(parts)))

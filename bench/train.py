@@ -27,8 +27,9 @@ import torch.nn as nn
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from bench.checkpoint import load_checkpoint, save_checkpoint, sha256
+from bench.checkpoint import load_checkpoint, load_model, save_checkpoint, sha256
 from bench.data import DatasetInfo, Split, dataset_info, load_split
+from bench.device import resolve_device
 from bench.io import atomic_path, write_csv, write_json
 from bench.method import get_method, load_plugin, shape_group
 from bench.models import create_model
@@ -41,13 +42,6 @@ __all__ = ["TrainSpec", "accuracy", "default_vicinity", "load_model", "make_opti
            "train"]
 
 DEFAULT_VICINITY = {"28x28": "linf:0.3", "32x32": "linf:8/255"}  # Table 1
-
-
-def resolve_device(device: str | None = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def default_vicinity(info: DatasetInfo) -> str:
@@ -118,9 +112,10 @@ def _resolve(spec: TrainSpec):
 
 
 def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
-          stop_after_epoch: int | None = None) -> dict:
+          stop_after_epoch: int | None = None, provenance: dict | None = None) -> dict:
     """Train (or resume, or return the finished result of) the run ``spec`` in ``out_dir``.
 
+    ``provenance`` (:func:`bench.provenance.record`) is stored in ``model.json`` as given.
     ``stop_after_epoch`` ends the process-level run after that epoch, as a kill would (tests).
     Returns the final ``model.json`` content, or the last log row when stopped early.
     """
@@ -184,6 +179,7 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
                     "train_seconds": float(sum(r["seconds"] for r in rows))},
         "epochs": len(rows), "weights_sha256": sha256(weights), "device": str(device),
         "torch": torch.__version__,
+        **({"provenance": provenance} if provenance is not None else {}),
     }
     write_json(result, out / "model.json")
     return result
@@ -227,21 +223,3 @@ def _train_epoch(method, trained: nn.Module, model: nn.Module, optimizer, split:
         "seconds": time.perf_counter() - start,
         "lr": optimizer.param_groups[0]["lr"],
     }
-
-
-def load_model(run_dir: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """The finished model of a run directory (``model.json`` + ``model.safetensors``), in eval
-    mode; refuses weights whose SHA-256 differs from the recorded one."""
-    from safetensors.torch import load_file
-
-    run_dir = Path(run_dir)
-    meta_path = run_dir / "model.json"
-    if not meta_path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no finished model (no model.json)")
-    meta = json.loads(meta_path.read_text())
-    weights = run_dir / "model.safetensors"
-    if sha256(weights) != meta["weights_sha256"]:
-        raise ValueError(f"{weights} does not match the hash recorded in {meta_path}")
-    model = create_model(meta["spec"]["arch"], dataset_info(meta["spec"]["dataset"]))
-    model.load_state_dict(load_file(str(weights)))
-    return model.to(device).eval()

@@ -1,20 +1,26 @@
-# Targets and paths, from bench.plan (the method list is the registry's unless the config names some).
+# Names, paths and each job's params, from bench.plan and the table registry (bench.tables).
 import json
 
 import bench.plan as plan
+from bench.masking import TRANSFER_ATTACK, TRANSFER_SOURCE
 from bench.method import load_plugin
+from bench.tables import TABLES, CertificationTable, enabled_tables, get_table
 
 for _plugin in config.get("plugins", []):
     load_plugin(_plugin)
 
-RUN = "results/{dataset}/{method}/{arch}/seed{seed}"
-ABLATION = "results/ablation/{dataset}/{method}/{arch}/{hparam}-{value}/seed{seed}"
-BENCH = "results/benchmarks/{dataset}/{method}/{arch}/seed{seed}"
-LOGS = "results/logs/{dataset}/{method}/{arch}/seed{seed}"
-ABLATION_BENCH = "results/benchmarks/ablation/{dataset}/{method}/{arch}/{hparam}-{value}/seed{seed}"
-ABLATION_LOGS = "results/logs/ablation/{dataset}/{method}/{arch}/{hparam}-{value}/seed{seed}"
-TABLES = [int(t) for t in config["tables"]]
-EXTRAS = plan.extra_tables(config)
+# Every config has a name; its results and aggregates live under it, so configs never share a
+# model or a certificate. reports/<file> at the top is a copy of the current config's.
+NAME = config["run"]
+RUN = f"results/{NAME}/{{dataset}}/{{method}}/{{arch}}/seed{{seed}}"
+ABLATION = f"results/{NAME}/ablation/{{dataset}}/{{method}}/{{arch}}/{{hparam}}-{{value}}/seed{{seed}}"
+BENCH = f"results/{NAME}/benchmarks/{{dataset}}/{{method}}/{{arch}}/seed{{seed}}"
+LOGS = f"results/{NAME}/logs/{{dataset}}/{{method}}/{{arch}}/seed{{seed}}"
+ABLATION_BENCH = f"results/{NAME}/benchmarks/ablation/{{dataset}}/{{method}}/{{arch}}/{{hparam}}-{{value}}/seed{{seed}}"
+ABLATION_LOGS = f"results/{NAME}/logs/ablation/{{dataset}}/{{method}}/{{arch}}/{{hparam}}-{{value}}/seed{{seed}}"
+REPORTS = plan.reports_dir(config)
+ENABLED = [t.key for t in enabled_tables(config)]
+CERTIFY_TABLES = [k for k, cls in TABLES.items() if issubclass(cls, CertificationTable)]
 SWEEP = config["arch"] == "sweep"
 
 
@@ -23,10 +29,24 @@ wildcard_constraints:
     method="[A-Za-z0-9_]+",
     arch="[a-z0-9_]+",
     seed=r"\d+",
-    table="|".join(str(t) for t in plan.CERTIFY_TABLES),
     attack="[A-Za-z0-9]+",
     hparam="[A-Za-z_]+",
     value=r"-?[0-9.]+(e-?[0-9]+)?",
+
+
+def settings(kind, **fixed):
+    """params.settings of a job: the slice of the config it reads (bench.plan.job_settings)."""
+
+    def of(wildcards):
+        extra = {k: getattr(wildcards, k) for k in ("table", "attack") if k in wildcards.keys()}
+        return plan.job_settings(kind, config, wildcards, **extra, **fixed)
+
+    return of
+
+
+def code(kind):
+    """params.code of a job: the stamps of the code it runs (bench.plan.code_version)."""
+    return lambda wildcards: plan.code_version(kind, wildcards.method)
 
 
 def arch_of(dataset, method, seed):
@@ -38,32 +58,26 @@ def arch_of(dataset, method, seed):
 
 
 def transfer_source(wildcards):
-    """erm's model on the same dataset and seed: the transfer attack is crafted on it."""
-    arch = arch_of(wildcards.dataset, "erm", wildcards.seed)
-    return f"results/{wildcards.dataset}/erm/{arch}/seed{wildcards.seed}/model.json"
+    """The source method's model (erm) on the same dataset and seed: the transfer attack is crafted on it."""
+    arch = arch_of(wildcards.dataset, TRANSFER_SOURCE, wildcards.seed)
+    return f"results/{NAME}/{wildcards.dataset}/{TRANSFER_SOURCE}/{arch}/seed{wildcards.seed}/model.json"
 
 
 def table_inputs(wildcards):
-    return plan.table_inputs(config, int(wildcards.table), arch_of)
-
-
-def extra_inputs(wildcards):
-    return plan.extra_inputs(config, wildcards.name, arch_of)
+    return get_table(wildcards.table).inputs(config, arch_of)
 
 
 def run_logs(wildcards=None):
-    return [f"{plan.result_dir(r)}/log.csv" for r in plan.runs(config, arch_of)]
+    return [f"{plan.result_dir(config, r)}/log.csv" for r in plan.runs(config, arch_of)]
 
 
 def job_benchmarks(wildcards=None):
     """Every job's benchmark file, for the report's table of wall times."""
-    outputs = [f"{plan.result_dir(r)}/model.json" for r in plan.runs(config, arch_of)]
-    for t in TABLES:
-        outputs += plan.table_inputs(config, t, arch_of)
-    for name in EXTRAS:
-        outputs += plan.extra_inputs(config, name, arch_of)
-    outputs += [f"{plan.result_dir(r)}/model.json" for r in plan.ablation_runs(config)]
+    outputs = [f"{plan.result_dir(config, r)}/model.json" for r in plan.runs(config, arch_of)]
+    for key in ENABLED:
+        outputs += get_table(key).inputs(config, arch_of)
+    outputs += [f"{plan.result_dir(config, r)}/model.json" for r in plan.ablation_runs(config)]
     if SWEEP:
-        outputs += [f"{plan.result_dir(r)}/{f}" for r in plan.candidate_runs(config)
+        outputs += [f"{plan.result_dir(config, r)}/{f}" for r in plan.candidate_runs(config)
                     for f in ("model.json", "certify/validation.json")]
     return sorted({b for b in map(plan.benchmark_of, outputs) if b})

@@ -1,15 +1,20 @@
 rule certify:
-    """The certification settings of one paper table (1, 2, 10, 11, 12) for one model."""
+    """The certification settings of one table (bench.tables: 1, 2, 10, 11, 12) for one model."""
     input:
         model=f"{RUN}/model.json",
         weights=f"{RUN}/model.safetensors",
     output:
-        summary=f"{RUN}/certify/table{{table}}.json",
-        inputs=f"{RUN}/certify/table{{table}}_inputs.csv",
+        summary=f"{RUN}/certify/{{table}}.json",
+        inputs=f"{RUN}/certify/{{table}}_inputs.csv",
+    wildcard_constraints:
+        table="|".join(CERTIFY_TABLES),
+    params:
+        settings=settings("certify"),
+        code=code("certify"),
     log:
-        f"{LOGS}/certify{{table}}.log",
+        f"{LOGS}/certify_{{table}}.log",
     benchmark:
-        f"{BENCH}/certify{{table}}.tsv"
+        f"{BENCH}/certify_{{table}}.tsv"
     threads: config["resources"]["eval_threads"]
     resources:
         gpu=config["resources"]["gpus"],
@@ -28,6 +33,9 @@ rule attack:
         weights=f"{RUN}/model.safetensors",
     output:
         result=f"{RUN}/attacks/{{attack}}.json",
+    params:
+        settings=settings("attack"),
+        code=code("attack"),
     log:
         f"{LOGS}/attack_{{attack}}.log",
     benchmark:
@@ -48,12 +56,12 @@ use rule certify as certify_ablation with:
         model=f"{ABLATION}/model.json",
         weights=f"{ABLATION}/model.safetensors",
     output:
-        summary=f"{ABLATION}/certify/table{{table}}.json",
-        inputs=f"{ABLATION}/certify/table{{table}}_inputs.csv",
+        summary=f"{ABLATION}/certify/{{table}}.json",
+        inputs=f"{ABLATION}/certify/{{table}}_inputs.csv",
     log:
-        f"{ABLATION_LOGS}/certify{{table}}.log",
+        f"{ABLATION_LOGS}/certify_{{table}}.log",
     benchmark:
-        f"{ABLATION_BENCH}/certify{{table}}.tsv"
+        f"{ABLATION_BENCH}/certify_{{table}}.tsv"
 
 
 use rule attack as attack_ablation with:
@@ -74,24 +82,30 @@ use rule attack as transfer with:
         weights=f"{RUN}/model.safetensors",
         source=transfer_source,
     output:
-        result=f"{RUN}/attacks/TransferFromERM.json",
+        result=f"{RUN}/attacks/{TRANSFER_ATTACK}.json",
+    params:
+        settings=settings("attack", attack=TRANSFER_ATTACK),
+        code=code("attack"),
     log:
-        f"{LOGS}/attack_TransferFromERM.log",
+        f"{LOGS}/attack_{TRANSFER_ATTACK}.log",
     benchmark:
-        f"{BENCH}/attack_TransferFromERM.tsv"
+        f"{BENCH}/attack_{TRANSFER_ATTACK}.tsv"
 
 
 ruleorder: transfer > attack
 
 
 rule audit:
-    """Fresh-sample audit of one model's Table 1 certificates (issue 5: which certificate can be trusted)."""
+    """Fresh-sample audit of one model's Table 1 certificates: which certificate can be trusted."""
     input:
         model=f"{RUN}/model.json",
         weights=f"{RUN}/model.safetensors",
         certified=f"{RUN}/certify/table1_inputs.csv",
     output:
         result=f"{RUN}/audit.json",
+    params:
+        settings=settings("audit"),
+        code=code("audit"),
     log:
         f"{LOGS}/audit.log",
     benchmark:
@@ -114,6 +128,9 @@ rule native:
         weights=f"{RUN}/model.safetensors",
     output:
         result=f"{RUN}/native.json",
+    params:
+        settings=settings("native"),
+        code=code("native"),
     log:
         f"{LOGS}/native.log",
     benchmark:
@@ -136,6 +153,9 @@ rule validation:
         weights=f"{RUN}/model.safetensors",
     output:
         result=f"{RUN}/certify/validation.json",
+    params:
+        settings=settings("validation"),
+        code=code("validation"),
     log:
         f"{LOGS}/validation.log",
     benchmark:
@@ -154,12 +174,14 @@ rule validation:
 checkpoint select_arch:
     """arch: sweep — the best architecture of one method by validation certified robust accuracy."""
     input:
-        lambda w: [f"results/{w.dataset}/{w.method}/{a}/seed{w.seed}/certify/validation.json"
+        lambda w: [f"results/{NAME}/{w.dataset}/{w.method}/{a}/seed{w.seed}/certify/validation.json"
                    for a in plan.get_method(w.method).architectures],
     output:
-        "results/{dataset}/{method}/seed{seed}/arch.json",
+        f"results/{NAME}/{{dataset}}/{{method}}/seed{{seed}}/arch.json",
+    params:
+        paper_arch=lambda w: plan.best_arch(w.method, w.dataset),
     log:
-        "results/logs/{dataset}/{method}/seed{seed}/select_arch.log",
+        f"results/{NAME}/logs/{{dataset}}/{{method}}/seed{{seed}}/select_arch.log",
     localrule: True
     conda:
         "../envs/bench.yaml"

@@ -1,49 +1,32 @@
-rule table:
-    """One of the paper's tables in long form, beside the paper's numbers."""
+rule aggregate:
+    """One table (bench.tables) in long form from its jobs' outputs, beside the paper's numbers."""
     input:
         table_inputs,
     output:
-        report("reports/table{table}.csv", category="Tables"),
+        report(f"{REPORTS}/{{table}}.csv", category="Tables"),
     wildcard_constraints:
-        table=r"\d+",
-    log:
-        "results/logs/table{table}.log",
-    localrule: True
-    conda:
-        "../envs/bench.yaml"
-    script:
-        "../scripts/table.py"
-
-
-rule extra_table:
-    """An output beyond the paper (adaptive attacks, certificate audit, native certificates,
-    gradient-masking flags), the λ ablation, or the sweep's architecture choices."""
-    input:
-        extra_inputs,
-    output:
-        report("reports/{name}.csv", category="Beyond the paper"),
-    wildcard_constraints:
-        name="|".join(n for names in plan.EXTRA_TABLES.values() for n in names) + "|ablation|arch_selection",
+        table="|".join(TABLES),
     params:
-        tolerance=config.get("masking", {}).get("tolerance", 5.0),
+        paper_reference=config.get("paper_reference", {}),
+        code=plan.code_version("aggregate"),
     log:
-        "results/logs/{name}.log",
+        f"results/{NAME}/logs/aggregate_{{table}}.log",
     localrule: True
     conda:
         "../envs/bench.yaml"
     script:
-        "../scripts/extra_table.py"
+        "../scripts/aggregate.py"
 
 
 rule figure2:
     """Figure 2: standard accuracy, certified robust accuracy and AutoAttack defence against λ."""
     input:
-        "reports/ablation.csv",
+        f"{REPORTS}/ablation.csv",
     output:
-        png=report("reports/figure2.png", category="Figures"),
-        svg="reports/figure2.svg",
+        png=report(f"{REPORTS}/figure2.png", category="Figures"),
+        svg=f"{REPORTS}/figure2.svg",
     log:
-        "results/logs/figure2.log",
+        f"results/{NAME}/logs/figure2.log",
     localrule: True
     conda:
         "../envs/bench.yaml"
@@ -56,11 +39,16 @@ rule figures:
     input:
         logs=run_logs,
     output:
-        figure3_png=report("reports/figure3.png", category="Figures"),
-        figure3_svg="reports/figure3.svg",
-        vicinities=report("reports/vicinities.png", category="Figures"),
+        figure3_png=report(f"{REPORTS}/figure3.png", category="Figures"),
+        figure3_svg=f"{REPORTS}/figure3.svg",
+        vicinities=report(f"{REPORTS}/vicinities.png", category="Figures"),
+    params:
+        dataset=config["datasets"][0],
+        data_root=config["data"]["root"],
+        vicinities=lambda w: {n: plan.vicinities(config, config["datasets"][0])[n]
+                              for n in ["main", "small", *config["certify"]["transforms"]]},
     log:
-        "results/logs/figures.log",
+        f"results/{NAME}/logs/figures.log",
     localrule: True
     conda:
         "../envs/bench.yaml"
@@ -71,19 +59,33 @@ rule figures:
 rule report:
     """One self-contained HTML page: every table beside the paper's, the figures, provenance."""
     input:
-        tables=expand("reports/table{table}.csv", table=TABLES),
-        extras=expand("reports/{name}.csv", name=EXTRAS),
-        figure2=["reports/figure2.png"] if config.get("ablation") else [],
-        figure3="reports/figure3.png",
-        vicinities="reports/vicinities.png",
+        tables=expand(f"{REPORTS}/{{table}}.csv", table=ENABLED),
+        figure2=[f"{REPORTS}/figure2.png"] if config.get("ablation") else [],
+        figure3=f"{REPORTS}/figure3.png",
+        vicinities=f"{REPORTS}/vicinities.png",
         benchmarks=job_benchmarks,
     output:
-        html=report("reports/report.html", category="Report"),
-        times="reports/job_times.csv",
+        html=report(f"{REPORTS}/report.html", category="Report"),
+        times=f"{REPORTS}/job_times.csv",
+    params:
+        config=config,
     log:
-        "results/logs/report.log",
+        f"results/{NAME}/logs/report.log",
     localrule: True
     conda:
         "../envs/bench.yaml"
     script:
         "../scripts/report.py"
+
+
+rule publish:
+    """reports/<file>: the current config's copy of reports/<run>/<file>, the paths users open."""
+    input:
+        f"{REPORTS}/{{file}}",
+    output:
+        "reports/{file}",
+    wildcard_constraints:
+        file=r"[^/]+\.(csv|html|png|svg)",
+    localrule: True
+    shell:
+        "cp {input} {output}"

@@ -4,6 +4,9 @@ rule train:
         model=f"{RUN}/model.json",
         weights=f"{RUN}/model.safetensors",
         log=f"{RUN}/log.csv",
+    params:
+        settings=settings("train"),
+        code=code("train"),
     log:
         f"{LOGS}/train.log",
     benchmark:

@@ -1,4 +1,4 @@
-"""Snakemake job: see bench.jobs.attack_job."""
-from bench.jobs import attack_job
+"""Snakemake job: see bench.jobs.attack."""
+from bench.jobs.attack import run
 
-attack_job(snakemake)  # noqa: F821 (injected by Snakemake)
+run(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-"""Snakemake job: see bench.jobs.audit_job."""
-from bench.jobs import audit_job
+"""Snakemake job: see bench.jobs.audit."""
+from bench.jobs.audit import run
 
-audit_job(snakemake)  # noqa: F821 (injected by Snakemake)
+run(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-"""Snakemake job: see bench.jobs.certify_job."""
-from bench.jobs import certify_job
+"""Snakemake job: see bench.jobs.certify."""
+from bench.jobs.certify import run
 
-certify_job(snakemake)  # noqa: F821 (injected by Snakemake)
+run(snakemake)  # noqa: F821 (injected by Snakemake)

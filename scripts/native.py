@@ -1,4 +1,4 @@
-"""Snakemake job: see bench.jobs.native_job."""
-from bench.jobs import native_job
+"""Snakemake job: see bench.jobs.native."""
+from bench.jobs.native import run
 
-native_job(snakemake)  # noqa: F821 (injected by Snakemake)
+run(snakemake)  # noqa: F821 (injected by Snakemake)

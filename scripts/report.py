@@ -5,8 +5,7 @@ from bench.report import html_report, job_times
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 job_times(list(smk.input.benchmarks), smk.output.times)
-tables = {int(p.split("table")[-1].split(".")[0]): p for p in smk.input.tables}
-extras = {Path(p).stem: p for p in smk.input.extras}
+tables = {Path(p).stem: p for p in smk.input.tables}
 figures = {"Figure 2: λ ablation": smk.input.figure2[0]} if smk.input.figure2 else {}
 figures |= {"Figure 3: training curves": smk.input.figure3, "Vicinity samples": smk.input.vicinities}
-html_report(tables, figures, smk.output.times, dict(smk.config), smk.output.html, extras)
+html_report(tables, figures, smk.output.times, dict(smk.params.config), smk.output.html)

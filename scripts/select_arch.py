@@ -1,7 +1,6 @@
-"""Snakemake checkpoint: the sweep's architecture for one method (bench.aggregate.select_arch)."""
-from bench.aggregate import select_arch
+"""Snakemake checkpoint: the sweep's architecture for one method (bench.tables.selection.select_arch)."""
 from bench.io import write_json
-from bench.plan import best_arch
+from bench.tables.selection import select_arch
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-write_json(select_arch(list(smk.input), best_arch(smk.wildcards.method, smk.wildcards.dataset)), smk.output[0])
+write_json(select_arch(list(smk.input), smk.params.paper_arch), smk.output[0])

@@ -1,4 +1,4 @@
-"""Snakemake job: see bench.jobs.train_job."""
-from bench.jobs import train_job
+"""Snakemake job: see bench.jobs.train."""
+from bench.jobs.train import run
 
-train_job(snakemake)  # noqa: F821 (injected by Snakemake)
+run(snakemake)  # noqa: F821 (injected by Snakemake)

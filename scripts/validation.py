@@ -1,4 +1,4 @@
-"""Snakemake job: see bench.jobs.validation_job."""
-from bench.jobs import validation_job
+"""Snakemake job: see bench.jobs.validation."""
+from bench.jobs.validation import run
 
-validation_job(snakemake)  # noqa: F821 (injected by Snakemake)
+run(snakemake)  # noqa: F821 (injected by Snakemake)

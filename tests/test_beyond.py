@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -151,17 +152,36 @@ def test_bound_certificates_of_a_margin_that_no_box_can_flip():
         assert bound_certify(model, x, torch.ones(4, dtype=torch.long), 0.1, method)["certified_robust_accuracy"] == 0.0
 
 
+def _correct(n: int, first: int) -> np.ndarray:
+    """Per-input outcomes of an attack on n inputs: the first ``first`` inputs still correct."""
+    return np.arange(n) < first
+
+
 def test_masking_flags_raise_on_masked_gradients_and_not_on_a_clean_profile():
-    clean = {"FGSM": 40.0, "PGD": 20.0, "PGDMoreSteps": 19.0, "PGDUnbounded": 0.0, "Square": 30.0,
-             "TransferFromERM": 60.0}
-    assert not any(f["flag"] for f in flags(clean, tolerance=5.0))
-    masked = {"FGSM": 20.0, "PGD": 60.0, "PGDMoreSteps": 80.0, "PGDUnbounded": 50.0, "Square": 10.0,
-              "TransferFromERM": 30.0}
-    raised = {f["check"] for f in flags(masked, tolerance=5.0) if f["flag"]}
+    n = 40  # percent of 40 inputs: 16 = 40 %
+    clean = {"FGSM": _correct(n, 16), "PGD": _correct(n, 8), "PGDMoreSteps": _correct(n, 8),
+             "PGDUnbounded": _correct(n, 0), "Square": _correct(n, 12), "TransferFromERM": _correct(n, 24)}
+    assert not any(f["flag"] for f in flags(clean))
+    masked = {"FGSM": _correct(n, 8), "PGD": _correct(n, 24), "PGDMoreSteps": _correct(n, 32),
+              "PGDUnbounded": _correct(n, 20), "Square": _correct(n, 4), "TransferFromERM": _correct(n, 12)}
+    raised = {f["check"] for f in flags(masked) if f["flag"]}
     assert raised == {"single_step_stronger", "more_steps_help", "unbounded_not_zero", "black_box_stronger",
                       "transfer_stronger"}
+    pgd_fgsm = next(f for f in flags(masked) if f["check"] == "single_step_stronger")
+    assert (pgd_fgsm["only_suspicious"], pgd_fgsm["only_reference"]) == (16, 0)
+    assert pgd_fgsm["p"] == pytest.approx(0.5 ** 16)
     no_transfer = {f["check"]: f["flag"] for f in flags({k: v for k, v in clean.items() if k != "TransferFromERM"})}
     assert no_transfer["transfer_stronger"] is None
+
+
+def test_masking_flags_ignore_a_difference_of_one_or_two_images():
+    """On 10 images one image is 10 points: no flag unless the paired difference is significant."""
+    n = 10
+    noisy = {"FGSM": _correct(n, 3), "PGD": _correct(n, 5), "PGDMoreSteps": _correct(n, 5),
+             "PGDUnbounded": _correct(n, 0), "Square": _correct(n, 3), "TransferFromERM": _correct(n, 3)}
+    checks = {f["check"]: f for f in flags(noisy)}
+    assert checks["black_box_stronger"]["difference"] == 20.0 and checks["black_box_stronger"]["flag"] is False
+    assert checks["single_step_stronger"]["flag"] is False and checks["single_step_stronger"]["p"] == 0.25
 
 
 def test_an_unbounded_attack_drives_a_real_classifier_to_zero():

@@ -1,0 +1,67 @@
+"""The attack job: one attack on one model, scored by the method's own prediction.
+
+The ``attack`` setting names a Table 9 attack or ``AutoAttack`` (paper protocol: crafted on
+the network), ``Vote<name>`` (adaptive: crafted on the method's vote, :mod:`bench.adaptive`),
+or a gradient-masking check attack (:mod:`bench.masking`). With a ``source`` input (the
+``transfer`` rule) the examples are crafted by PGD on the source model instead.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from bench.data import dataset_info, load_split
+from bench.jobs.common import Job, method_instance
+from bench.vicinity import parse_vicinity
+
+__all__ = ["run"]
+
+
+def run(smk) -> None:
+    from bench.adaptive import make_adaptive_attack
+    from bench.attacks import LABELS, AttackBudget, autoattack, autoattack_settings, make_attack
+    from bench.checkpoint import load_model
+    from bench.masking import CHECK_ATTACKS, check_attack
+
+    job = Job(smk)
+    s = job.settings
+    model, method = method_instance(Path(smk.input.model).parent, s, job.device)
+    info = dataset_info(s["dataset"])
+    test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
+    budget = AttackBudget(linf=parse_vicinity(s["linf"]).eps, num_classes=info.num_classes, seed=job.seed,
+                          channels=info.channels, square_queries=s["square_queries"])
+    torch.manual_seed(job.seed)
+    start = time.perf_counter()
+    name, protocol = s["attack"], "paper"
+    if "source" in smk.input.keys():
+        source = load_model(Path(smk.input.source).parent, job.device).eval()
+        attack = make_attack("PGD", source, budget)
+        settings, protocol = {"linf": budget.linf, "crafted_on": smk.input.source}, "transfer"
+    elif name == "AutoAttack":
+        attack = autoattack(model, budget, steps=s["autoattack_steps"], queries=s["square_queries"])
+        settings = autoattack_settings(budget, s["autoattack_steps"], s["square_queries"])
+    elif name.startswith("Vote"):
+        name, protocol, a = name[len("Vote"):], "adaptive", s["adaptive"]
+        attack, settings = make_adaptive_attack(name, model, method, budget, vote_samples=int(a["vote_samples"]),
+                                                eot_iter=int(a["eot_iter"]), steps=int(a["steps"]))
+    elif name in CHECK_ATTACKS:
+        m = s["masking"]
+        attack, settings = check_attack(name, model, budget, more_steps=int(m["more_steps"]),
+                                        unbounded_steps=int(m["unbounded_steps"]))
+        protocol = "check"
+    else:
+        attack = make_attack(name, model, budget)
+        settings = {"linf": budget.linf, "l2": budget.l2, "gaussian_std": budget.gaussian_std,
+                    **({"queries": budget.square_queries} if name == "Square" else {})}
+    model.eval()
+    correct: list[bool] = []
+    for images, labels in test.batches(s["batch_size"]):
+        adv = attack(images, labels)
+        correct += (method.predict(model, adv) == labels).cpu().tolist()
+    job.write([{**job.identity, "attack": name, "label": LABELS.get(name, name), "protocol": protocol,
+                "inputs": len(test), "correct_count": int(sum(correct)), "correct": [int(c) for c in correct],
+                "defence_success_rate": 100.0 * sum(correct) / len(test),
+                "inference": "vote" if method.vote else "argmax", "settings": settings,
+                "seconds": time.perf_counter() - start}], smk.output.result, Path(smk.input.model).parent)

@@ -1,0 +1,40 @@
+"""The audit job: a fresh-sample audit of one model's Table 1 certificates (:mod:`bench.audit`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench.certify import classifier
+from bench.checkpoint import load_model
+from bench.data import load_split
+from bench.jobs.common import Job
+from bench.vicinity import parse_vicinity
+
+__all__ = ["run"]
+
+
+def run(smk) -> None:
+    from bench.audit import audit
+
+    job = Job(smk)
+    s = job.settings
+    a = s["audit"]
+    model = load_model(Path(smk.input.model).parent, job.device)
+    test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
+    inputs = pd.read_csv(smk.input.certified)
+    rows = []
+    for (procedure, kappa, spec_name), group in inputs[inputs["outcome"].eq("certified")].groupby(
+            ["procedure", "kappa", "vicinity"]):
+        # a seeded random sample of the certified inputs: an unbiased estimate of the wrong rate
+        chosen = group.sample(n=min(int(a["inputs"]), len(group)), random_state=job.seed).sort_values("input")
+        idx = torch.as_tensor(chosen["input"].to_numpy())
+        frame = audit(classifier(model), test.images[idx.to(job.device)],
+                      torch.as_tensor(chosen["prediction"].to_numpy()), parse_vicinity(s["vicinities"][spec_name]),
+                      float(kappa), samples=int(a["samples"]), confidence=float(a["confidence"]), seed=job.seed + 1000)
+        rows.append({**job.identity, "procedure": procedure, "kappa": float(kappa), "vicinity": spec_name,
+                     "certified": int(len(group)), "audited": int(len(chosen)), "wrong": int(frame["wrong"].sum()),
+                     "min_rate": float(frame["rate"].min()) if len(frame) else None,
+                     "samples": int(a["samples"]), "confidence": float(a["confidence"])})
+    job.write(rows, smk.output.result, Path(smk.input.model).parent)

@@ -1,0 +1,67 @@
+"""What every job does: logging, threads, plugins, its settings, its identity and provenance."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.data import dataset_info
+from bench.device import resolve_device
+from bench.io import write_json
+from bench.method import get_method, load_plugin
+from bench.provenance import record
+from bench.vicinity import parse_vicinity
+
+__all__ = ["Job", "identity", "method_instance"]
+
+
+def identity(s: dict) -> dict:
+    """The keys every result row carries; ablation runs add the varied hyperparameter."""
+    out = {k: s[k] for k in ("method", "dataset", "arch", "seed")}
+    if "hparam" in s:
+        out.update(hparam=s["hparam"], value=float(s["value"]))
+    return out
+
+
+class Job:
+    """One Snakemake job: its settings (``params.settings``), code stamps (``params.code``),
+    device, and the writer of its JSON output with the provenance block."""
+
+    def __init__(self, smk):
+        self.smk = smk
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                            filename=smk.log[0] if smk.log else None, force=True)
+        torch.set_num_threads(max(1, int(smk.threads)))
+        self.settings: dict[str, Any] = dict(smk.params.settings)
+        self.code: dict[str, str] = dict(smk.params.code)
+        for plugin in self.settings.get("plugins", []):
+            load_plugin(plugin)
+        self.device = resolve_device(self.settings.get("device"), require_gpu=int(self.settings.get("gpus", 0)) > 0)
+        self.seed = int(self.settings["seed"])
+        self.identity = identity(self.settings)
+
+    def provenance(self, model_dir: str | Path | None = None) -> dict:
+        out = record(self.settings, self.code, self.device, self.seed)
+        if model_dir is not None:  # the training behind an evaluated model (its own declared input)
+            meta = json.loads((Path(model_dir) / "model.json").read_text())
+            out["model_code"] = meta.get("provenance", {}).get("code", {}).get("engine")
+            out["model_git_commit"] = meta.get("provenance", {}).get("git_commit")
+        return out
+
+    def write(self, rows: list[dict], path: str | Path, model_dir: str | Path | None = None) -> None:
+        """``{"rows": rows, "provenance": ...}``, atomically."""
+        write_json({"rows": rows, "provenance": self.provenance(model_dir)}, path)
+
+
+def method_instance(run_dir: Path, s: dict, device: torch.device) -> tuple[torch.nn.Module, Any]:
+    """The trained model and its method object (the method's own prediction, vote inputs)."""
+    from bench.checkpoint import load_model
+
+    model = load_model(run_dir, device)
+    meta = json.loads((run_dir / "model.json").read_text())
+    method = get_method(s["method"])(meta["hparams"], dataset_info(s["dataset"]), parse_vicinity(meta["vicinity"]),
+                                     torch.Generator(device=device).manual_seed(int(s["seed"])))
+    return model, method

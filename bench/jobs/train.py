@@ -1,0 +1,19 @@
+"""The training job: one model per (dataset, method, architecture, seed) (:func:`bench.train.train`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.jobs.common import Job
+from bench.train import TrainSpec, train
+
+__all__ = ["run"]
+
+
+def run(smk) -> None:
+    job = Job(smk)
+    s = job.settings
+    spec = TrainSpec(dataset=s["dataset"], method=s["method"], arch=s["arch"], seed=job.seed, epochs=s["epochs"],
+                     batch_size=s["batch_size"], vicinity=s["vicinity"], hparams=s["hparams"],
+                     train_per_class=s["train_per_class"], val_per_class=s["val_per_class"], device=str(job.device),
+                     data_root=s["data_root"], plugins=list(s["plugins"]))
+    train(spec, Path(smk.output.model).parent, progress=False, provenance=job.provenance())

@@ -1,0 +1,131 @@
+"""Where a result came from: the code that can change it, the packages, the machine.
+
+:func:`code_stamp` is the hash of the source of a set of modules and of every module of this
+project they import, transitively (imports inside functions included: the closure is read
+from the source with :mod:`ast`, not from what happens to be imported). Each DAG job passes the
+stamp of the code its kind runs to Snakemake as a ``params:`` value, so that editing that code
+reruns exactly the jobs whose result it can change: editing ``bench/attacks.py`` reruns the
+attacks but not the trainings; editing ``methods/ours.py`` reruns ``ours``'s jobs only.
+
+:func:`record` is the provenance block every job output carries: settings, code stamps, git
+commit, package versions, device, seed, host and time.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.util
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PACKAGES", "code_stamp", "git_commit", "module_closure", "package_versions", "record"]
+
+#: the project's own top-level packages: their modules enter a stamp's closure
+PROJECT = ("bench", "methods")
+#: the packages whose versions can change a result, recorded in every output
+PACKAGES = ("torch", "torchvision", "torchattacks", "auto_LiRPA", "numpy", "scipy", "pandas", "snakemake")
+
+
+@functools.cache
+def _origin(module: str) -> Path | None:
+    """The source file of ``module``: a project module, or a plugin loaded from a file."""
+    loaded = sys.modules.get(module)
+    if loaded is not None and getattr(loaded, "__file__", None):
+        return Path(loaded.__file__)
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The project modules ``path`` imports (anywhere in it), as dotted names."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return {m for m in found if m.split(".")[0] in PROJECT and _origin(m) is not None}
+
+
+def module_closure(modules: tuple[str, ...] | list[str]) -> dict[str, Path]:
+    """Every project module reachable from ``modules`` by imports, with its source file."""
+    todo, seen = list(modules), {}
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _origin(name)
+        if path is None:
+            raise ValueError(f"cannot find the source of module '{name}' for its code stamp")
+        seen[name] = path
+        todo += sorted(_imports(path, name) - set(seen))
+    return dict(sorted(seen.items()))
+
+
+def code_stamp(*modules: str) -> str:
+    """12 hex digits of SHA-256 over the sources of ``modules`` and their project imports.
+
+    Files are hashed by content with their module name, so a checkout elsewhere gives the same
+    stamp and a change of any file in the closure gives another."""
+    h = hashlib.sha256()
+    for name, path in module_closure(tuple(modules)).items():
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+@functools.cache
+def git_commit() -> str:
+    """The repository's commit, ``+dirty`` when bench/ or methods/ differ from it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *PROJECT], cwd=root, capture_output=True,
+                               text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+@functools.cache
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def record(settings: dict[str, Any], code: dict[str, str], device: Any = None, seed: int | None = None) -> dict:
+    """The provenance block of one job output."""
+    import torch
+
+    dev = str(device) if device is not None else "none"
+    if dev.startswith("cuda") and torch.cuda.is_available():
+        dev += f" ({torch.cuda.get_device_name(torch.device(dev))})"
+    return {
+        "settings": settings, "code": code, "git_commit": git_commit(), "packages": package_versions(),
+        "device": dev, "torch_threads": torch.get_num_threads(), "seed": seed,
+        "host": socket.gethostname(), "cpus": os.cpu_count(), "platform": platform.platform(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,35 @@
+"""The baselines' own certificates beside the probabilistic one (beyond the paper, config block
+``native``): Cohen et al.'s CERTIFY for RS, sound auto_LiRPA bounds (κ = 0) for IBP."""
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.tables.base import Table, read_rows, register_table
+
+__all__ = ["NativeCertificates"]
+
+
+@register_table
+class NativeCertificates(Table):
+    key, order, config_key = "native_certificates", 21, "native"
+    title = "Native certificates of the baselines, beside the probabilistic one"
+    columns = ["certificate", "radius"]
+    compare = False
+
+    def inputs(self, config, arch_of=None):
+        from bench.method import get_method
+        from bench.plan import result_dir, runs
+
+        return [f"{result_dir(config, r)}/{f}" for r in runs(config, arch_of) if get_method(r["method"]).native_certificate
+                for f in ("native.json", "certify/table1.json")]
+
+    def build(self, paths, config):
+        rows = read_rows(paths)
+        native = [r for r in rows if "certificate" in r]
+        prob = [{**{k: r[k] for k in ("method", "dataset", "arch", "seed", "job", "code", "git_commit")},
+                 "certificate": f"probabilistic ({r['procedure']}), κ = {r['kappa']}, α = {r['alpha']}",
+                 "norm": r["spec"], "radius": None, "metric": "certified_robust_accuracy",
+                 "value": r["certified_robust_accuracy"], "inputs": r["inputs"]}
+                for r in rows if "procedure" in r]
+        df = pd.DataFrame(native + prob).drop(columns=["settings", "seconds"], errors="ignore")
+        return self.with_intervals(df) if len(df) else df
