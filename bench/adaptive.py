@@ -13,6 +13,11 @@ vote inputs (vicinity draws for ``ours``, Gaussian copies for RS), and the attac
 - any Table 9 attack by name, on the wrapper.
 
 The adversarial inputs are then classified by the method's own vote, as in the paper protocol.
+
+Under a memory budget (:mod:`bench.memory`) the wrapper's N·n vote inputs go through the network
+in chunks of whole images, each under ``torch.utils.checkpoint`` when the gradient is wanted, so
+that the attack's backward holds one chunk's activations at a time (one more forward per chunk);
+the output and its gradient are those of the unchunked wrapper up to float rounding.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 import torchattacks
 
 from bench.attacks import AttackBudget, make_attack
+from bench.memory import map_in_chunks
 from bench.method import Method
 
 __all__ = ["VoteModel", "autoattack_rand", "eotpgd", "make_adaptive_attack"]
@@ -37,9 +43,16 @@ class VoteModel(nn.Module):
         self.model, self.method, self.n = model, method, int(n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.model(self.method.vote_inputs(x, self.n))
-        probs = F.softmax(logits, dim=1).view(len(x), self.n, -1).mean(1)
+        inputs = self.method.vote_inputs(x, self.n)
+        grad = torch.is_grad_enabled() and (inputs.requires_grad or
+                                            any(p.requires_grad for p in self.model.parameters()))
+        probs = map_in_chunks(self.mean_softmax, inputs, self.model, train=grad, group=self.n, checkpoint=grad)
         return probs.clamp_min(1e-12).log()
+
+    def mean_softmax(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The mean softmax over each image's ``n`` consecutive vote inputs: (k·n)×… → k×K."""
+        probs = F.softmax(self.model(inputs), dim=1)
+        return probs.view(len(inputs) // self.n, self.n, -1).mean(1)
 
 
 def eotpgd(model: nn.Module, budget: AttackBudget, steps: int = 10, eot_iter: int = 2):

@@ -10,6 +10,13 @@ The nine methods of the paper live in the package ``methods`` (one module each) 
 there automatically; a module elsewhere is added with :func:`load_plugin` (a dotted module name
 or a path to a ``.py`` file), so a method can be defined outside this repository.
 
+The loop calls :meth:`Method.loss_and_backward`: the loss of one batch with its gradient already
+accumulated into the parameters' ``.grad``. By default that is :meth:`Method.loss` and one
+``backward``. Methods whose loss forwards many vicinity draws per image (DA, PRL, Ours) derive
+from :class:`VicinalMethod` and declare a per-image loss instead; under a memory budget
+(:mod:`bench.memory`) the batch is then evaluated in chunks of whole images, with one backward
+per chunk (gradient accumulation), so that only one chunk's graph is alive at a time.
+
 Hyperparameters resolve in this order, later winning: ``defaults["all"]``, then the dataset's
 shape group (``defaults["28x28"]`` for MNIST-shaped data, ``defaults["32x32"]`` for SVHN and
 CIFAR), then the dataset's own key (``defaults["cifar100"]``), then the user's overrides. An
@@ -22,7 +29,8 @@ import importlib.util
 import logging
 import pkgutil
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,11 +38,14 @@ import torch
 import torch.nn as nn
 
 from bench.data import DatasetInfo
+from bench.memory import chunk_size, get_budget, is_out_of_memory, map_in_chunks, run_chunked
 from bench.vicinity import Vicinity
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "Backward",
+    "ImageLosses",
     "LossOutput",
     "METHODS",
     "Method",
@@ -42,8 +53,10 @@ __all__ = [
     "get_method",
     "load_plugin",
     "majority_vote",
+    "plain_backward",
     "register_method",
     "shape_group",
+    "VicinalMethod",
 ]
 
 METHODS: dict[str, type["Method"]] = {}
@@ -55,14 +68,69 @@ class LossOutput:
 
     ``loss`` is the scalar to minimise. ``logits`` and ``targets`` (optional) are the outputs
     and labels the loss was computed on, from which the loop counts training accuracy without
-    another forward pass. ``terms`` holds named parts of the loss (floats), averaged per epoch
-    into the training log, such as the mean and standard-deviation terms of Eq. (5).
+    another forward pass. ``terms`` holds named parts of the loss, averaged per epoch into the
+    training log, such as the mean and standard-deviation terms of Eq. (5): scalar tensors
+    (left on the device: the loop averages them without waiting for it after every batch) or
+    floats.
     """
 
     loss: torch.Tensor
     logits: torch.Tensor | None = None
     targets: torch.Tensor | None = None
-    terms: dict[str, float] = field(default_factory=dict)
+    terms: dict[str, torch.Tensor | float] = field(default_factory=dict)
+
+
+#: how a loss is back-propagated: :func:`plain_backward` by default, or a caller's own (to scale
+#: the loss for fp16, say: ``lambda loss: scaler.scale(loss).backward()``); called once per chunk
+Backward = Callable[[torch.Tensor], None]
+
+
+def plain_backward(loss: torch.Tensor) -> None:
+    """``loss.backward()`` outside any autocast region (PyTorch's advice: autocast wraps the
+    forward only; the backward ops take the dtypes the forward chose): the default
+    :data:`Backward`."""
+    device_type = loss.device.type
+    if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
+        with torch.autocast(device_type, enabled=False):
+            loss.backward()
+    else:
+        loss.backward()
+
+
+@dataclass
+class ImageLosses:
+    """A :class:`VicinalMethod`'s loss on a run of N' images (the batch, or a chunk of it).
+
+    ``losses``: the per-image loss (N'), whose batch mean is the method's loss. ``terms``: named
+    per-image values (N' each, detached), whose batch means are logged (:class:`LossOutput`).
+    ``logits`` and ``targets``: for the training accuracy, as in :class:`LossOutput`.
+    """
+
+    losses: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    logits: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+    def detached(self) -> "ImageLosses":
+        """The same values, cut from the graph (kept after a chunk's backward)."""
+        cut = lambda t: None if t is None else t.detach()
+        return ImageLosses(self.losses.detach(), {k: v.detach() for k, v in self.terms.items()},
+                           cut(self.logits), cut(self.targets))
+
+    @staticmethod
+    def cat(parts: list["ImageLosses"]) -> "ImageLosses":
+        """The chunks ``parts`` (in batch order) as one run of images."""
+        cat = lambda tensors: None if tensors[0] is None else torch.cat(tensors)
+        return ImageLosses(torch.cat([p.losses for p in parts]),
+                           {k: torch.cat([p.terms[k] for p in parts]) for k in parts[0].terms},
+                           cat([p.logits for p in parts]), cat([p.targets for p in parts]))
+
+    def output(self) -> LossOutput:
+        """The batch's :class:`LossOutput`: the mean loss and the mean of each term (scalar
+        tensors, left on the device)."""
+        return LossOutput(self.losses.mean(), self.logits, self.targets,
+                          {k: v.mean() if v.is_floating_point() else v.float().mean()
+                           for k, v in self.terms.items()})
 
 
 def majority_vote(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -125,7 +193,7 @@ class Method:
 
     def optimizer(self, model: nn.Module, arch: str):
         """``(optimizer, scheduler)``; default: the paper's Appendix C.1 choice."""
-        from bench.train import make_optimizer
+        from bench.optim import make_optimizer
 
         return make_optimizer(model, arch, self.info)
 
@@ -133,19 +201,39 @@ class Method:
         """The training loss of one batch (images N×C×H×W in [0,1], labels N)."""
         raise NotImplementedError
 
+    def loss_and_backward(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                          backward: Backward = plain_backward) -> LossOutput:
+        """What the loop calls: the loss of one batch, its gradient accumulated into ``.grad`` by
+        ``backward`` (called once per chunk, so that mixed precision can scale it), the returned
+        loss detached. Default: :meth:`loss` and one ``backward``."""
+        out = self.loss(model, images, labels)
+        backward(out.loss)
+        return replace(out, loss=out.loss.detach())
+
     def after_backward(self, model: nn.Module) -> None:
         """Called between ``backward()`` and ``optimizer.step()`` (gradient clipping, say)."""
 
-    def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    def predict(self, model: nn.Module, images: torch.Tensor, precision=None) -> torch.Tensor:
         """The method's prediction for a batch: argmax of the logits, or, for a voting method,
-        the majority class over ``vote_samples`` of its :meth:`vote_inputs`."""
+        the majority class over ``vote_samples`` of its :meth:`vote_inputs`.
+
+        ``precision`` (:class:`bench.precision.Precision` or its name; None: fp32, as before)
+        sets how the forward passes run; the vote inputs are drawn outside autocast, in fp32.
+        The vote's N·n inputs are drawn at once (the same draws with or without a memory budget)
+        and, under a budget (:mod:`bench.memory`), classified in chunks: the same votes."""
+        from bench.precision import autocast, prepare_input
+
+        classify = lambda inputs: model(inputs).argmax(1)
         with torch.inference_mode():
             model.eval()
             if not self.vote:
-                return model(images).argmax(1)
+                with autocast(images.device, precision):
+                    return map_in_chunks(classify, prepare_input(images, precision), model, train=False)
             n = int(self.hparams["vote_samples"])
-            votes = model(self.vote_inputs(images, n)).argmax(1).view(len(images), n)
-            return majority_vote(votes, self.info.num_classes)
+            inputs = prepare_input(self.vote_inputs(images, n), precision)
+            with autocast(images.device, precision):
+                votes = map_in_chunks(classify, inputs, model, train=False)
+            return majority_vote(votes.view(len(images), n), self.info.num_classes)
 
     def vote_inputs(self, images: torch.Tensor, n: int) -> torch.Tensor:
         """The ``n`` inputs per image a voting method classifies, (N·n)×C×H×W, grouped by image;
@@ -156,6 +244,85 @@ class Method:
     def samples(self, images: torch.Tensor, n: int) -> torch.Tensor:
         """``n`` draws of the vicinity per image, (N·n)×C×H×W, from the method's generator."""
         return self.vicinity.flat(images, n, self.generator)
+
+
+class VicinalMethod(Method):
+    """A method whose loss is the batch mean of a per-image loss of ``n`` vicinity draws each:
+    vicinal risk minimisation (Chapelle et al. 2000), of which DA, PRL and Ours are instances.
+
+    A subclass implements :meth:`image_losses` and names the hyperparameter holding ``n``
+    (``draws_hparam``). The base class draws the batch's N·n samples in one call of the
+    method's generator (so a chunked and an unchunked step see the same draws) and:
+
+    - :meth:`loss`: the per-image losses of the whole batch in one call, and their mean;
+    - :meth:`loss_and_backward`, under a memory budget: the batch in chunks of whole images,
+      each chunk carrying all n draws of its images (Ours' per-image standard deviation does not
+      decompose over draws); each chunk's loss is its images' sum divided by the batch size N,
+      and is back-propagated at once, so the chunks' gradients add up to the batch mean's
+      gradient (gradient accumulation) and only one chunk's graph is alive at a time. The chunk
+      size comes from the budget (:func:`bench.memory.chunk_size`, ``inputs_per_image`` forwards
+      per image); an out-of-memory error halves it and redoes that chunk, whose partial gradient
+      is first undone (each chunk keeps a copy of the gradients from before it, for that).
+
+    Layers that look across the batch see a chunk, not the batch: BatchNorm normalises each
+    chunk by its own statistics (as ghost batch normalisation, Hoffer et al. 2017) and updates
+    its running statistics once per chunk; dropout draws its masks per chunk (same distribution,
+    other draws). Without such layers, a chunked step's gradient equals the unchunked one's up
+    to float rounding.
+    """
+
+    draws_hparam: ClassVar[str] = "n_samples"
+
+    def draws(self) -> int:
+        """n, the vicinity draws per image."""
+        return int(self.hparams[self.draws_hparam])
+
+    def inputs_per_image(self) -> int:
+        """Images the network forwards per batch image (sizes the chunks): n by default."""
+        return self.draws()
+
+    def image_losses(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                     samples: torch.Tensor, batch_size: int) -> ImageLosses:
+        """The per-image loss of N' images (N'×C×H×W, labels N') from their draws ``samples``
+        (N'×n×C×H×W, the n draws of each image). ``batch_size`` is the whole batch's N, which
+        N' is smaller than for a chunk: a loss that depends on N must use it."""
+        raise NotImplementedError
+
+    def _draw(self, images: torch.Tensor) -> torch.Tensor:
+        n = self.draws()
+        return self.samples(images, n).view(len(images), n, *images.shape[1:])
+
+    def loss(self, model, images, labels):
+        part = self.image_losses(model, images, labels, self._draw(images), len(labels))
+        return part.output()
+
+    def loss_and_backward(self, model, images, labels, backward=plain_backward):
+        budget = get_budget()
+        if budget is None:  # no chunking: one forward and one backward, as without a budget
+            return super().loss_and_backward(model, images, labels, backward)
+        N = len(labels)
+        samples = self._draw(images)
+        per_chunk = max(1, chunk_size(model, images, budget, train=True) // self.inputs_per_image())
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def step(start: int, stop: int) -> ImageLosses:
+            grads = [None if p.grad is None else p.grad.clone() for p in params]
+            try:
+                part = self.image_losses(model, images[start:stop], labels[start:stop],
+                                         samples[start:stop], N)
+                backward(part.losses.sum() / N)
+            except RuntimeError as error:
+                if is_out_of_memory(error):  # undo this chunk's partial gradient before the retry
+                    for p, g in zip(params, grads):
+                        p.grad = g
+                raise
+            return part.detached()
+
+        parts = run_chunked(step, N, per_chunk, key=("loss", self.key, id(model)))
+        out = ImageLosses.cat(parts).output()
+        if len(parts) > 1:
+            log.debug("%s: %d images in %d chunks of at most %d", self.key, N, len(parts), per_chunk)
+        return out
 
 
 def register_method(cls: type[Method]) -> type[Method]:

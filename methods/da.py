@@ -2,23 +2,25 @@
 
 Loss: the cross-entropy averaged over ``n_samples`` draws t ~ U(B(x)) per input, the mean term
 of the paper's Eq. (5) alone (``ours`` with λ = 0). ``n_samples`` defaults to ``ours``'s n so
-that the two differ only by the standard-deviation term.
+that the two differ only by the standard-deviation term. Under a memory budget the batch runs in
+chunks of whole images (:class:`bench.method.VicinalMethod`).
 """
 import torch.nn.functional as F
 
-from bench.method import LossOutput, Method, register_method
+from bench.method import ImageLosses, VicinalMethod, register_method
 
 
 @register_method
-class DA(Method):
+class DA(VicinalMethod):
     key = "da"
     name = "DA"
     citation = "Shorten & Khoshgoftaar, A survey on image data augmentation for deep learning, 2019"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
     defaults = {"all": {"n_samples": 16}}
 
-    def loss(self, model, images, labels):
-        n = int(self.hparams["n_samples"])
+    def image_losses(self, model, images, labels, samples, batch_size):
+        N, n = samples.shape[:2]
         targets = labels.repeat_interleave(n)
-        logits = model(self.samples(images, n))
-        return LossOutput(F.cross_entropy(logits, targets), logits, targets)
+        logits = model(samples.flatten(0, 1))
+        losses = F.cross_entropy(logits, targets, reduction="none").view(N, n).mean(1)
+        return ImageLosses(losses, {}, logits, targets)

@@ -99,7 +99,7 @@ class IBP(Method):
         intensity = float(self.hparams["reg_lambda"]) * (1.0 - eps / max_eps)
         reg = self.regularizer() if intensity > 0 and eps > 0 else torch.zeros((), device=images.device)
         return LossOutput(robust + intensity * reg, logits.detach(), labels,
-                          {"robust": robust.item(), "reg": reg.item(), "eps": eps})
+                          {"robust": robust.detach(), "reg": reg.detach(), "eps": eps})
 
     def regularizer(self) -> torch.Tensor:
         """Shi et al.'s tightness and ReLU-balance regularisers over the pre-ReLU bounds."""

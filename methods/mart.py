@@ -35,4 +35,4 @@ class MART(AdversarialMethod):
         kl = F.kl_div(torch.log(adv_probs + 1e-12), nat_probs, reduction="none").sum(1)
         robust = (kl * (1.0000001 - true_probs)).mean()
         loss = boosted + float(self.hparams["beta"]) * robust
-        return LossOutput(loss, logits, labels, {"boosted": boosted.item(), "robust": robust.item()})
+        return LossOutput(loss, logits, labels, {"boosted": boosted.detach(), "robust": robust.detach()})

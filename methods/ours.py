@@ -7,11 +7,14 @@ the authors' code (``torch.std``); the text's double sum in line 12 is not used 
 paper's README). The clean input is forwarded beside its n samples, as the authors' code does,
 to report training accuracy; it does not enter the loss. Default n = 16 (the authors' code
 leaves it to a command-line flag; Table 4's cost ratio of about 19.6 to ERM suggests n+1 ≈ 19).
+
+μ + λσ is a loss per image, so under a memory budget the batch runs in chunks of whole images
+(:class:`bench.method.VicinalMethod`), each with its clean images and all their n samples.
 """
 import torch
 import torch.nn.functional as F
 
-from bench.method import LossOutput, Method, register_method
+from bench.method import ImageLosses, VicinalMethod, register_method
 
 
 def safe_std(losses: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -22,7 +25,7 @@ def safe_std(losses: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 
 @register_method
-class Ours(Method):
+class Ours(VicinalMethod):
     key = "ours"
     name = "Ours"
     citation = "Towards Certified Probabilistic Robustness with High Accuracy (anonymous ICLR submission)"
@@ -30,12 +33,13 @@ class Ours(Method):
     defaults = {"all": {"n_samples": 16, "lam": 1.0, "vote_samples": 100}}
     vote = True  # Eq. (6): the prediction is the majority over vote_samples draws of the vicinity
 
-    def loss(self, model, images, labels):
-        n, lam = int(self.hparams["n_samples"]), float(self.hparams["lam"])
-        N = len(labels)
-        batch = torch.cat([images, self.samples(images, n)])
-        logits = model(batch)
+    def inputs_per_image(self) -> int:
+        return self.draws() + 1  # the clean image beside its n samples
+
+    def image_losses(self, model, images, labels, samples, batch_size):
+        N, n = samples.shape[:2]
+        lam = float(self.hparams["lam"])
+        logits = model(torch.cat([images, samples.flatten(0, 1)]))
         per_sample = F.cross_entropy(logits[N:], labels.repeat_interleave(n), reduction="none").view(N, n)
         mu, sigma = per_sample.mean(1), safe_std(per_sample, 1)
-        loss = (mu + lam * sigma).mean()
-        return LossOutput(loss, logits[:N], labels, {"mean": mu.mean().item(), "std": sigma.mean().item()})
+        return ImageLosses(mu + lam * sigma, {"mean": mu.detach(), "std": sigma.detach()}, logits[:N], labels)

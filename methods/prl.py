@@ -8,11 +8,17 @@ The inner minimum over t is attained at the (1−β)-quantile of the ℓ_j; by d
 exactly on the M losses, as the paper's authors' PRL step does (``torch.quantile``). advbench's
 ``CVaR_SGD`` instead starts t at 1 and takes ``t_steps`` subgradient steps of ``t_step_size``
 (its registry: 5 steps of 0.05, with β = 3 and M = 10); set ``t_steps`` > 0 for that.
+
+Either way t is one threshold per image (advbench: ``ts`` of size ``imgs.size(0)``), found from
+that image's M losses alone; the batch enters only through the 1/N of advbench's step on t (the
+gradient of the batch mean). So under a memory budget the batch runs in chunks of whole images
+(:class:`bench.method.VicinalMethod`), each with all M draws of its images, and the step uses
+the whole batch's N, not the chunk's.
 """
 import torch
 import torch.nn.functional as F
 
-from bench.method import LossOutput, Method, register_method
+from bench.method import ImageLosses, VicinalMethod, register_method
 
 
 def cvar_threshold(losses: torch.Tensor, beta: float) -> torch.Tensor:
@@ -21,27 +27,32 @@ def cvar_threshold(losses: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 @register_method
-class PRL(Method):
+class PRL(VicinalMethod):
     key = "prl"
     name = "PRL"
     citation = "Robey et al., Probabilistically robust learning: balancing average and worst-case performance, ICML 2022"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
     defaults = {"all": {"n_samples": 20, "beta": 0.5, "t_steps": 0, "t_step_size": 0.05}}
 
-    def loss(self, model, images, labels):
-        M, beta = int(self.hparams["n_samples"]), float(self.hparams["beta"])
-        N = len(labels)
+    def threshold(self, losses: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """t per row of the detached losses (N'×M): the exact quantile, or advbench CVaR_SGD's
+        ``t_steps`` steps from 1 on the batch mean, whose gradient in t_i carries 1/``batch_size``."""
+        beta = float(self.hparams["beta"])
+        if int(self.hparams["t_steps"]) <= 0:
+            return cvar_threshold(losses, beta)
+        t = torch.ones(len(losses), device=losses.device, dtype=losses.dtype)
+        for _ in range(int(self.hparams["t_steps"])):
+            above = (losses > t.unsqueeze(1)).to(losses.dtype).mean(1)
+            t = t - float(self.hparams["t_step_size"]) * (1 - above / beta) / batch_size
+        return t
+
+    def image_losses(self, model, images, labels, samples, batch_size):
+        N, M = samples.shape[:2]
+        beta = float(self.hparams["beta"])
         targets = labels.repeat_interleave(M)
-        logits = model(self.samples(images, M))
+        logits = model(samples.flatten(0, 1))
         losses = F.cross_entropy(logits, targets, reduction="none").view(N, M)
         detached = losses.detach()
-        if int(self.hparams["t_steps"]) > 0:
-            t = torch.ones(N, device=losses.device)
-            for _ in range(int(self.hparams["t_steps"])):  # advbench CVaR_SGD's update of t
-                above = (detached > t.unsqueeze(1)).float().mean(1)
-                t = t - float(self.hparams["t_step_size"]) * (1 - above / beta) / N
-        else:
-            t = cvar_threshold(detached, beta)
+        t = self.threshold(detached, batch_size)
         cvar = t + F.relu(losses - t.unsqueeze(1)).mean(1) / beta
-        return LossOutput(cvar.mean(), logits, targets,
-                          {"plain": detached.mean().item(), "threshold": t.mean().item()})
+        return ImageLosses(cvar, {"plain": detached.mean(1), "threshold": t}, logits, targets)

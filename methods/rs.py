@@ -4,6 +4,10 @@ Loss: cross-entropy on x + N(0, σ²I), σ = 0.25 by default, noise added in [0,
 before the model's normalisation and not clipped, as in Cohen et al.'s ``train.py``.
 Prediction: Cohen et al.'s PREDICT without abstention, the majority class over ``vote_samples``
 noisy copies.
+
+Training forwards one noisy copy per image, as many images as ERM, so its loss is not chunked;
+the vote's batch × ``vote_samples`` copies are classified in chunks under a memory budget
+(``Method.predict``, :mod:`bench.memory`).
 """
 import torch
 import torch.nn.functional as F

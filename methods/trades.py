@@ -27,4 +27,4 @@ class TRADES(AdversarialMethod):
         natural = F.cross_entropy(logits, labels)
         robust = F.kl_div(F.log_softmax(logits_adv, 1), F.softmax(logits, 1), reduction="batchmean")
         loss = natural + float(self.hparams["beta"]) * robust
-        return LossOutput(loss, logits, labels, {"natural": natural.item(), "robust": robust.item()})
+        return LossOutput(loss, logits, labels, {"natural": natural.detach(), "robust": robust.detach()})
