@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/certify_speed.py
 	$(BIN)/python benchmarks/false_certification.py
 	$(BIN)/python benchmarks/train_cost.py
+	$(BIN)/python benchmarks/precision.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports/bench/*.tmp

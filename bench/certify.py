@@ -321,19 +321,31 @@ class Certifier:
 # --- the model-facing entry point -------------------------------------------------------------
 
 
-def classifier(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+def classifier(model: torch.nn.Module, precision=None) -> Callable[[torch.Tensor], torch.Tensor]:
     """``images -> predicted classes`` (argmax of the logits, eval mode, no autograd).
+
+    ``precision`` (:class:`bench.precision.Precision` or its name, ``"fp32"`` or ``"bf16"``;
+    None: fp32, today's behaviour bit for bit) sets how the forward passes run: under bf16
+    autocast, and/or with the model (converted here, in place) and its inputs in channels_last
+    format. The sampling and the sequential tests are unaffected; only the classifier's
+    arithmetic changes.
 
     The logits must be a finite (batch, classes) tensor: argmax of NaN logits returns the NaN's
     position and argmax of +inf the inf's, classes the model never chose, which the tests would
     then certify. Otherwise a ValueError names the first offending input's index within the
-    batch passed and the value.
+    batch passed and the value. The check runs on the logits autocast returned (bf16 ones too:
+    an overflow to inf in the narrower format is refused like any other).
     """
+    from bench.precision import Precision, autocast, prepare_input, prepare_model
+
+    numerics = Precision.of(precision)
+    prepare_model(model, numerics)
 
     @torch.inference_mode()
     def predict(images: torch.Tensor) -> torch.Tensor:
         model.eval()
-        logits = model(images)
+        with autocast(images.device, numerics):
+            logits = model(prepare_input(images, numerics))
         if logits.ndim != 2 or len(logits) != len(images):
             raise ValueError(f"model returned logits of shape {tuple(logits.shape)} for {len(images)} "
                              f"images; expected (batch, classes) = ({len(images)}, num_classes)")

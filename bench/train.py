@@ -10,6 +10,13 @@
 - ``model.safetensors`` + ``model.json`` once training has finished, never before: their
   presence means a finished model.
 
+``spec.precision`` (``"fp32"`` or ``"bf16"``) and ``spec.channels_last`` set how the forward
+passes run (:mod:`bench.precision`): the method's loss runs under autocast; the weights, their
+gradients and the optimiser step stay fp32 (bfloat16 needs no loss scaling). The hot loop
+does not wait for the device: the loss, the loss terms and the training accuracy stay on the
+device until the epoch ends, and the NaN/inf check runs every :data:`FINITE_CHECK_EVERY` batches
+(it still names the first bad batch).
+
 Optimisers follow the paper's Appendix C.1 unless a method declares its own.
 """
 from __future__ import annotations
@@ -33,7 +40,9 @@ from bench.device import resolve_device
 from bench.io import atomic_path, write_csv, write_json
 from bench.method import get_method, load_plugin, shape_group
 from bench.models import create_model
+from bench.optim import make_optimizer
 from bench.paper import check_compatible
+from bench.precision import FP32, Precision, autocast, configure_backends, prepare_input, prepare_model
 from bench.vicinity import parse_vicinity
 
 log = logging.getLogger(__name__)
@@ -43,31 +52,28 @@ __all__ = ["TrainSpec", "accuracy", "default_vicinity", "load_model", "make_opti
 
 DEFAULT_VICINITY = {"28x28": "linf:0.3", "32x32": "linf:8/255"}  # Table 1
 
+#: the loop checks the losses for NaN/inf once per this many batches (and at the epoch's end),
+#: so that it does not wait for the device after every batch
+FINITE_CHECK_EVERY = 50
+
 
 def default_vicinity(info: DatasetInfo) -> str:
     """Table 1's vicinity: L∞ 0.3 on 28×28 data, 8/255 on 32×32 data."""
     return DEFAULT_VICINITY[shape_group(info)]
 
 
-def make_optimizer(model: nn.Module, arch: str, info: DatasetInfo):
-    """Appendix C.1: Adadelta (lr 1.0) for the Basic ConvNet on 28×28 data; otherwise SGD
-    (lr 0.01, weight decay 3.5e-3) with the rate divided by 10 at epochs 55, 75 and 90.
-
-    Returns ``(optimizer, scheduler)``; the scheduler steps once per epoch.
-    """
-    if arch == "convnet" and info.image_size == 28:
-        opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
-        return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[], gamma=1.0)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, weight_decay=3.5e-3)
-    return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[55, 75, 90], gamma=0.1)
-
-
 @torch.inference_mode()
-def accuracy(model: nn.Module, split: Split, batch_size: int = 1024) -> float:
-    """Standard accuracy in percent: argmax of the logits on the clean images."""
+def accuracy(model: nn.Module, split: Split, batch_size: int = 1024, precision: Precision | str | None = None) -> float:
+    """Standard accuracy in percent: argmax of the logits on the clean images, the forward passes
+    at ``precision`` (default fp32); counted on the device, one transfer at the end."""
     model.eval()
-    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in split.batches(batch_size))
-    return 100.0 * correct / max(1, len(split))
+    p = Precision.of(precision)
+    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    for x, y in split.batches(batch_size):
+        with autocast(x.device, p):
+            logits = model(prepare_input(x, p))
+        correct += (logits.argmax(1) == y).sum()
+    return 100.0 * int(correct) / max(1, len(split))
 
 
 @dataclass
@@ -87,6 +93,8 @@ class TrainSpec:
     device: str | None = None
     data_root: str | None = None
     plugins: list[str] = field(default_factory=list)
+    precision: str = "fp32"  # "bf16": forward passes under bfloat16 autocast (bench.precision)
+    channels_last: bool = False  # NHWC memory format for the model and its batches
 
     def identity(self) -> dict:
         """The fields that must match for a checkpoint to be resumed (not device or paths)."""
@@ -94,6 +102,14 @@ class TrainSpec:
         for key in ("device", "data_root", "epochs"):
             d.pop(key)
         return d
+
+    def numerics(self) -> Precision:
+        """The run's :class:`bench.precision.Precision`."""
+        return Precision.of(self.precision, self.channels_last)
+
+
+#: identity fields added after checkpoints were first written, with the value older runs had
+_IDENTITY_DEFAULTS = {"precision": FP32.dtype, "channels_last": FP32.channels_last}
 
 
 def _resolve(spec: TrainSpec):
@@ -106,14 +122,24 @@ def _resolve(spec: TrainSpec):
     if spec.epochs < 1 or spec.batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {spec.epochs} and {spec.batch_size}")
     hparams = cls.resolve_hparams(info, spec.hparams)
+    numerics = spec.numerics()
+    if numerics.reduced and cls.native_certificate == "bounds":
+        raise ValueError(f"precision {spec.precision!r} is not available for method '{spec.method}': its loss "
+                         "computes interval bounds (bench.lirpa), which stay IEEE fp32; use precision 'fp32'")
     vicinity = spec.vicinity or default_vicinity(info)
     parse_vicinity(vicinity)
     return cls, info, hparams, vicinity
 
 
 def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
-          stop_after_epoch: int | None = None, provenance: dict | None = None) -> dict:
+          stop_after_epoch: int | None = None, provenance: dict | None = None,
+          stale_checkpoint: str = "refuse") -> dict:
     """Train (or resume, or return the finished result of) the run ``spec`` in ``out_dir``.
+
+    A checkpoint in ``out_dir`` that belongs to other settings is refused
+    (``stale_checkpoint="refuse"``), or discarded so that training starts over (``"restart"``:
+    what the DAG's training job does, since Snakemake reruns it exactly when its settings or
+    code changed, and the checkpoint left from before is then of the old ones).
 
     ``provenance`` (:func:`bench.provenance.record`) is stored in ``model.json`` as given.
     ``stop_after_epoch`` ends the process-level run after that epoch, as a kill would (tests).
@@ -126,6 +152,10 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
         return json.loads((out / "model.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(spec.device)
+    configure_backends(device, train=True)
+    numerics = spec.numerics()
+    with autocast(device, numerics):  # refuses a device that cannot run this precision, before any work
+        pass
     torch.manual_seed(spec.seed)
     root = spec.data_root
     train_split = load_split(spec.dataset, "train", root, subset_per_class=spec.train_per_class,
@@ -133,7 +163,7 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
     val_split = load_split(spec.dataset, "val", root, subset_per_class=spec.val_per_class,
                            seed=spec.seed).to(device)
 
-    model = create_model(spec.arch, info).to(device)
+    model = prepare_model(create_model(spec.arch, info).to(device), numerics)
     shuffle = torch.Generator().manual_seed(spec.seed)
     noise = torch.Generator(device=device).manual_seed(spec.seed + 1)
     method = cls(hparams, info, parse_vicinity(vicinity_spec), noise)
@@ -145,9 +175,18 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
     start_epoch = 0
     stem = out / "checkpoint"
     if stem.with_suffix(".json").exists():
+        saved = json.loads(stem.with_suffix(".json").read_text())
+        old, code = saved["spec"], (provenance or {}).get("code")
+        other_code = code is not None and saved.get("code") != code  # written by other training code
+        if {**_IDENTITY_DEFAULTS, **old} != spec.identity() or other_code:
+            if stale_checkpoint != "restart":
+                raise ValueError(f"{stem}.json belongs to another run: {old}, code {saved.get('code')} "
+                                 f"(this run: {spec.identity()}, code {code})")
+            log.warning("%s.json is of other settings or code (%s, %s); starting over", stem, old, saved.get("code"))
+            for suffix in (".json", ".safetensors"):
+                stem.with_suffix(suffix).unlink(missing_ok=True)
+    if stem.with_suffix(".json").exists():
         meta = load_checkpoint(stem, model, optimizer, generators)
-        if meta["spec"] != spec.identity():
-            raise ValueError(f"{stem}.json belongs to another run: {meta['spec']} (this run: {spec.identity()})")
         start_epoch, rows = meta["epoch"], meta["log"]
         scheduler.last_epoch = start_epoch
         log.info("%s: resuming after epoch %d", out, start_epoch)
@@ -157,12 +196,13 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
     for epoch in range(start_epoch, spec.epochs):
         method.epoch = epoch
         row = _train_epoch(method, trained, model, optimizer, train_split, spec.batch_size, shuffle,
-                           epoch, progress)
+                           epoch, progress, numerics)
         scheduler.step()
-        row["val_accuracy"] = accuracy(model, val_split)
+        row["val_accuracy"] = accuracy(model, val_split, precision=numerics)
         rows.append(row)
         save_checkpoint(stem, model, optimizer, generators,
-                        {"epoch": epoch + 1, "spec": spec.identity(), "hparams": hparams, "log": rows})
+                        {"epoch": epoch + 1, "spec": spec.identity(), "hparams": hparams, "log": rows,
+                         "code": (provenance or {}).get("code")})
         write_csv(pd.DataFrame(rows), out / "log.csv")
         log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, val %.2f%% (%.1f s)", spec.method, epoch + 1,
                  spec.epochs, row["loss"], row["train_accuracy"], row["val_accuracy"], row["seconds"])
@@ -186,40 +226,113 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
 
 
 def _train_epoch(method, trained: nn.Module, model: nn.Module, optimizer, split: Split,
-                 batch_size: int, shuffle: torch.Generator, epoch: int, progress: bool) -> dict:
-    """One pass over ``split`` in a seeded order; NaN or infinite loss stops with its place."""
+                 batch_size: int, shuffle: torch.Generator, epoch: int, progress: bool,
+                 numerics: Precision = FP32) -> dict:
+    """One pass over ``split`` in a seeded order; NaN or infinite loss stops with its place.
+
+    The losses are checked every :data:`FINITE_CHECK_EVERY` batches and at the end, and also
+    before any other error leaves the loop (a non-finite loss may be its cause); the error names
+    the first bad batch. See :func:`_run_batches` for the step itself.
+    """
     start = time.perf_counter()
-    total, seen, correct, counted = 0.0, 0, 0, 0
-    terms: dict[str, float] = {}
+    tally = _EpochTally(method.key, epoch, split.labels.device)
+    try:
+        _run_batches(method, trained, model, optimizer, split, batch_size, shuffle, epoch, progress,
+                     numerics, tally)
+    except Exception:
+        tally.check()  # a NaN loss before the error explains it: report that
+        raise
+    tally.check()
+    return {
+        "epoch": epoch + 1,
+        **tally.row(),
+        "seconds": time.perf_counter() - start,
+        "lr": optimizer.param_groups[0]["lr"],
+    }
+
+
+def _run_batches(method, trained: nn.Module, model: nn.Module, optimizer, split: Split,
+                 batch_size: int, shuffle: torch.Generator, epoch: int, progress: bool,
+                 numerics: Precision, tally: "_EpochTally") -> None:
+    """The training steps of one epoch. The method's loss and the backward pass it runs are under
+    :func:`bench.precision.autocast` at ``numerics`` (each backward op runs in its forward op's
+    dtype; the gradients land in the fp32 weights' ``.grad``); ``after_backward`` and the
+    optimiser step run outside it, in fp32. Nothing here waits for the device (``tally`` keeps
+    the figures)."""
     bar = tqdm(split.batches(batch_size, shuffle=True, generator=shuffle), total=method.batches_per_epoch,
                desc=f"{method.key} epoch {epoch + 1}", leave=False, disable=not progress)
     for batch, (images, labels) in enumerate(bar):
         method.batch = batch
+        images = prepare_input(images, numerics)
         trained.train()
         optimizer.zero_grad(set_to_none=True)
-        out = method.loss(trained, images, labels)
-        if not torch.isfinite(out.loss):
-            raise FloatingPointError(
-                f"{method.key}: the loss became {out.loss.item()} in epoch {epoch + 1}, batch {batch}; "
-                "the last finished epoch's checkpoint is kept, no model was written"
-            )
-        out.loss.backward()
+        with autocast(split.labels.device, numerics):
+            out = method.loss_and_backward(trained, images, labels)  # its backward runs inside
         method.after_backward(model)
         optimizer.step()
-        n = len(labels)
-        total += out.loss.item() * n
-        seen += n
-        for key, value in out.terms.items():
-            terms[key] = terms.get(key, 0.0) + float(value) * n
+        tally.add(out, labels)
+
+
+class _EpochTally:
+    """An epoch's loss, loss terms and training accuracy, kept on the device until it ends.
+
+    Each batch's loss (detached), its terms (tensors stay on the device; floats are kept as
+    they are) and its count of correct predictions are stored without waiting for the device;
+    :meth:`check` looks for a NaN or infinite loss among the batches not yet checked (one wait)
+    and :meth:`row` brings the epoch's figures over in one transfer. The figures are the same as
+    when they were summed batch by batch on the host: float64 sums, in the same order.
+    """
+
+    def __init__(self, key: str, epoch: int, device: torch.device):
+        self.key, self.epoch, self.device = key, epoch, device
+        self.losses: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+        self.terms: list[dict] = []
+        self.correct = torch.zeros((), dtype=torch.long, device=device)
+        self.counted = 0
+        self.checked = 0  # batches whose loss was checked to be finite
+
+    def add(self, out, labels: torch.Tensor) -> None:
+        """Record one batch's :class:`bench.method.LossOutput`; check every FINITE_CHECK_EVERY."""
+        self.losses.append(out.loss.detach())
+        self.sizes.append(len(labels))
+        self.terms.append({k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out.terms.items()})
         if out.logits is not None:
             targets = labels if out.targets is None else out.targets
-            correct += int((out.logits.detach().argmax(1) == targets).sum())
-            counted += len(targets)
-    return {
-        "epoch": epoch + 1,
-        "loss": total / seen,
-        **{k: v / seen for k, v in terms.items()},
-        "train_accuracy": 100.0 * correct / counted if counted else float("nan"),
-        "seconds": time.perf_counter() - start,
-        "lr": optimizer.param_groups[0]["lr"],
-    }
+            self.correct += (out.logits.detach().argmax(1) == targets).sum()
+            self.counted += len(targets)
+        if len(self.losses) - self.checked >= FINITE_CHECK_EVERY:
+            self.check()
+
+    def check(self) -> None:
+        """FloatingPointError naming the first unchecked batch whose loss is NaN or infinite."""
+        if self.checked >= len(self.losses):
+            return
+        chunk = torch.stack([x.reshape(-1)[0] for x in self.losses[self.checked:]])
+        bad = ~torch.isfinite(chunk)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise FloatingPointError(
+                f"{self.key}: the loss became {float(chunk[first])} in epoch {self.epoch + 1}, batch "
+                f"{self.checked + first}; the last finished epoch's checkpoint is kept, no model was written"
+            )
+        self.checked = len(self.losses)
+
+    def row(self) -> dict:
+        """``loss``, the mean of each term and ``train_accuracy`` (percent) over the epoch."""
+        tensors = [v for terms in self.terms for v in terms.values() if isinstance(v, torch.Tensor)]
+        stacked = [x.detach().reshape(()).to(self.device) for x in (*self.losses, *tensors)]
+        values = iter(torch.stack(stacked).to(torch.float64).tolist() if stacked else [])
+        total = sum(next(values) * n for n in self.sizes)
+        sums: dict[str, float] = {}
+        for terms, n in zip(self.terms, self.sizes):
+            for key, value in terms.items():
+                v = next(values) if isinstance(value, torch.Tensor) else float(value)
+                sums[key] = sums.get(key, 0.0) + v * n
+        seen = sum(self.sizes)
+        correct = int(self.correct)
+        return {
+            "loss": total / seen,
+            **{k: v / seen for k, v in sums.items()},
+            "train_accuracy": 100.0 * correct / self.counted if self.counted else float("nan"),
+        }

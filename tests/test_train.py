@@ -161,3 +161,19 @@ def test_a_nan_loss_stops_with_its_place_and_leaves_no_model(tmp_path, mnist_roo
         train(spec(mnist_root, method="diverges", hparams={}, plugins=[str(plugin)]), run, progress=False)
     assert not (run / "model.json").exists() and not (run / "model.safetensors").exists()
     assert json.loads((run / "checkpoint.json").read_text())["epoch"] == 1
+
+
+def test_the_dag_restarts_from_scratch_when_the_checkpoint_is_of_other_settings_or_code(tmp_path, mnist_root):
+    """Snakemake reruns a training exactly when its settings or code changed; the checkpoint left
+    from before must then be discarded, not resumed (a finished one would skip training)."""
+    run = tmp_path / "run"
+    first = train(spec(mnist_root, epochs=1), run, progress=False, provenance={"code": {"engine": "old"}})
+    (run / "model.json").unlink()  # Snakemake removes a job's outputs before rerunning it
+    again = train(spec(mnist_root, epochs=1), run, progress=False, provenance={"code": {"engine": "new"}},
+                  stale_checkpoint="restart")
+    assert again["metrics"]["train_seconds"] != first["metrics"]["train_seconds"]  # trained anew, not re-emitted
+    (run / "model.json").unlink()
+    train(spec(mnist_root, epochs=1, seed=4), run, progress=False, stale_checkpoint="restart")
+    (run / "model.json").unlink()
+    with pytest.raises(ValueError, match="belongs to another run"):
+        train(spec(mnist_root, epochs=1, seed=5), run, progress=False, stop_after_epoch=1)
