@@ -4,7 +4,9 @@
   Fashion-MNIST data, then certify test inputs with the paper's procedure and a valid one.
 - ``methods``: the registered training methods, their architectures and citations.
 - ``params``: the parameter count of every architecture beside the paper's Table 5.
-- ``data fetch NAME``: download a dataset through torchvision (needs network).
+- ``data fetch --config CONFIG`` or ``data fetch NAME [--root ROOT]``: stage datasets before
+  jobs run (download through torchvision, needs network; copy Fashion-MNIST from the Debian
+  package; write the decoded cache), every dataset the config names under its ``data.root``.
 - ``run [SNAKEMAKE ARGS]``: the DAG (``snakemake --rerun-incomplete``), after clearing the lock
   a killed run left behind (a power cut, ``kill -9``) when no Snakemake process still uses it.
 """
@@ -23,6 +25,7 @@ from bench.io import write_csv
 from bench.method import available_methods, get_method
 from bench.models import MODELS, count_parameters, create_model
 from bench.paper import paper_table
+from bench.stats import clopper_pearson
 from bench.train import TrainSpec, accuracy, load_model, resolve_device, train
 from bench.vicinity import parse_vicinity
 
@@ -67,6 +70,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
         rows.append({"method": args.method, "procedure": procedure, "vicinity": args.vicinity,
                      "kappa": args.kappa, "alpha": args.alpha, **summarize(frame)})
     summary = pd.DataFrame(rows)
+    for metric in ("standard_accuracy", "certified_robustness_rate", "certified_robust_accuracy"):
+        bounds = [clopper_pearson(round(v * n / 100), n) for v, n in zip(summary[metric], summary["inputs"])]
+        summary[f"{metric}_ci_low"], summary[f"{metric}_ci_high"] = zip(*bounds)
     write_csv(summary, args.out / "summary.csv")
     log.info("demo finished in %.0f s; results in %s\n%s", time.perf_counter() - start, args.out,
              summary.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
@@ -85,10 +91,47 @@ def cmd_methods(args: argparse.Namespace) -> None:
     log.info("registered methods:\n%s", pd.DataFrame(rows).to_string(index=False))
 
 
+def _fetch_targets(args: argparse.Namespace) -> tuple[list[str], Path]:
+    """The datasets ``data fetch`` stages and the root it stages them under."""
+    if args.config is None:
+        if args.name is None:
+            raise SystemExit("bench data fetch: give a dataset NAME or --config CONFIG")
+        return [args.name], args.root if args.root is not None else bdata.default_root()
+    if args.root is not None:
+        raise SystemExit("bench data fetch: --root goes with NAME; with --config the root is the config's data.root")
+    import yaml
+
+    try:
+        config = yaml.safe_load(args.config.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SystemExit(f"bench data fetch: cannot read config {args.config}: {exc}") from None
+    try:
+        root, names = Path(config["data"]["root"]), list(dict.fromkeys(config["datasets"]))
+    except (TypeError, KeyError) as exc:
+        raise SystemExit(f"bench data fetch: config {args.config} lacks data.root or datasets ({exc!r})") from None
+    unknown = [n for n in names if n not in bdata.DATASETS]
+    if unknown:
+        raise SystemExit(f"bench data fetch: config {args.config} names unknown datasets "
+                         f"{', '.join(map(str, unknown))}; known: {', '.join(bdata.DATASETS)}")
+    return names, root
+
+
 def cmd_fetch(args: argparse.Namespace) -> None:
-    for split in ("train", "test"):
-        s = bdata.load_split(args.name, split, args.root, download=True)
-        log.info("%s %s: %d images", args.name, split, len(s))
+    """Stage each dataset (files of both splits and the decoded cache); one line per dataset on
+    stdout, the reason of each failure on stderr, and a non-zero exit if any failed."""
+    import sys
+
+    names, root = _fetch_targets(args)
+    failed = []
+    for name in names:
+        try:
+            print(bdata.stage(name, root), flush=True)
+        except (bdata.DatasetNotFoundError, bdata.DatasetLockTimeout) as exc:
+            print(f"{name}: NOT STAGED\n{exc}", file=sys.stderr, flush=True)
+            failed.append(name)
+    if failed:
+        raise SystemExit(f"bench data fetch: {len(failed)} of {len(names)} datasets not staged under {root} "
+                         f"({', '.join(failed)}); see above")
 
 
 def _live_snakemake(workdir: Path) -> list[int]:
@@ -160,9 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    f = dsub.add_parser("fetch", help="download a dataset through torchvision")
-    f.add_argument("name", choices=list(bdata.DATASETS))
-    f.add_argument("--root", type=Path, default=None)
+    f = dsub.add_parser("fetch", help="stage datasets before jobs run (download, Debian copy, decoded cache)",
+                        description="Stage datasets under a data root so that jobs (on offline compute nodes, "
+                                    "say) find them: download through torchvision (needs network), copy "
+                                    "Fashion-MNIST from the Debian package, write the decoded cache.")
+    which = f.add_mutually_exclusive_group()
+    which.add_argument("name", nargs="?", choices=list(bdata.DATASETS), help="one dataset")
+    which.add_argument("--config", type=Path, default=None,
+                       help="a YAML config: every dataset it names, under its data.root")
+    f.add_argument("--root", type=Path, default=None, help="with NAME: data root (default $BENCH_DATA or ./data)")
     f.set_defaults(func=cmd_fetch)
     r = sub.add_parser("run", help="run the DAG, recovering from a killed run (arguments go to snakemake)")
     r.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="e.g. --cores 2 reports/table1.csv")

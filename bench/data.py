@@ -11,16 +11,34 @@ Splits follow the paper (Section 4, Table 6): the training set is cut 8:2 into `
 
 Fashion-MNIST is the offline default: with no copy under the data root, it is taken from the
 files that the Debian package ``dataset-fashion-mnist`` installs.
+
+**Staging and locking.** Whatever writes under a data root for a dataset (a torchvision download,
+the copy from the Debian package, the decoded cache) runs under an exclusive ``fcntl.flock`` on
+``<root>/.<dataset>.lock`` (:func:`dataset_lock`), so DAG jobs that start together never
+download or stage the same dataset at once: the first does it, the others log that they wait and
+for whom, then find the files (and the cache) in place. Reading data whose decoded cache is
+current takes no lock. The wait is logged every minute and bounded by
+``$BENCH_DATA_LOCK_TIMEOUT`` seconds (default two hours; 0 waits forever), after which
+:class:`DatasetLockTimeout` is raised. Compute nodes are often offline: a dataset that is missing
+and cannot be downloaded for lack of network raises :class:`DatasetNotFoundError` saying so and
+how to stage the data beforehand on a machine with network (``python -m bench data fetch
+--config <config>``, which calls :func:`stage` for every dataset of the config).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import gzip
 import json
 import logging
 import os
+import re
 import shutil
 import socket
+import threading
+import time
+import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +53,14 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DATASETS",
     "DatasetInfo",
+    "DatasetLockTimeout",
     "DatasetNotFoundError",
     "Split",
     "dataset_available",
+    "dataset_lock",
     "default_root",
     "load_split",
+    "stage",
     "split_indices",
     "stratified_subset",
 ]
@@ -95,17 +116,45 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is neither on disk nor downloadable; the message says where and how to get it."""
+def _brief(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an exception, for one-line error messages."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
-    def __init__(self, name: str, path: Path, hint: str, cause: BaseException | None = None):
-        msg = (
-            f"dataset '{name}' not found under {path} and it could not be downloaded"
-            + (f" ({type(cause).__name__}: {cause})" if cause else "")
-            + f".\nGet it with: {hint}"
-        )
-        super().__init__(msg)
-        self.name, self.path = name, path
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is neither on disk nor downloadable; the message says where and how to get it.
+
+    ``reason`` is ``"no-download"`` (``download=False``), ``"offline"`` (the download failed for
+    lack of network) or ``"failed"`` (any other download failure). The message names the dataset,
+    the folder looked at and the commands that stage the data on a machine with network.
+    """
+
+    def __init__(self, name: str, path: Path, hint: str, cause: BaseException | str | None = None,
+                 reason: str = "failed"):
+        path = Path(path)
+        folder = path / FOLDERS[name] if name in FOLDERS else path
+        cause_text = (_brief(cause) if isinstance(cause, BaseException) else cause) if cause else ""
+        why = {
+            "no-download": "and downloading is off (download=False)",
+            "offline": "and it cannot be downloaded from here: no network",
+            "failed": "and it could not be downloaded",
+        }[reason]
+        lines = [
+            f"dataset '{name}' not found under {folder} {why}" + (f" ({cause_text})" if cause_text else "") + ".",
+            "Stage it before submitting jobs, on a machine with network (a login node, say):",
+            "  python -m bench data fetch --config <config>   (every dataset of the config, under its data.root)",
+            f"  python -m bench data fetch {name} --root {path}",
+        ]
+        default_hint = _fetch(name)
+        if hint and hint != default_hint:
+            lines.append(f"Or get it with: {hint.replace('<data root>', str(path))}")
+        super().__init__("\n".join(lines))
+        self.name, self.path, self.folder, self.reason = name, path, folder, reason
+
+
+class DatasetLockTimeout(TimeoutError):
+    """Waiting for another process's download or staging of a dataset took too long."""
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -235,11 +284,138 @@ def _to_tensors(name: str, ds) -> tuple[torch.Tensor, torch.Tensor]:
     return images.contiguous(), labels.long()
 
 
+# --- the lock around downloads and staging ----------------------------------------------------
+
+#: seconds between attempts to take a held lock, and between "still waiting" log lines
+LOCK_POLL_S = 0.5
+LOCK_LOG_EVERY_S = 60.0
+#: default bound on the wait for a lock; ``$BENCH_DATA_LOCK_TIMEOUT`` (seconds, 0 = no bound) overrides
+DEFAULT_LOCK_TIMEOUT_S = 2 * 3600.0
+
+_held = threading.local()  # lock files this thread holds: re-entering the lock does not block
+
+
+def _lock_timeout() -> float:
+    raw = os.environ.get("BENCH_DATA_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        return float(raw)
+    except ValueError:
+        log.warning("BENCH_DATA_LOCK_TIMEOUT=%r is not a number of seconds; using %.0f s", raw, DEFAULT_LOCK_TIMEOUT_S)
+        return DEFAULT_LOCK_TIMEOUT_S
+
+
+def _lock_path(name: str, root: Path) -> Path:
+    return Path(root) / f".{name}.lock"
+
+
+def _holder(path: Path) -> str:
+    """Who holds a lock, as its holder wrote it into the lock file ("another process" if unknown)."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        text = ""
+    return text or "another process"
+
+
+def _note(fd: int, what: str) -> None:
+    """Write who holds the lock and what it does into the lock file, for the waiters' log lines."""
+    text = f"pid {os.getpid()} on {socket.gethostname()}, {what} since {time.strftime('%H:%M:%S')}\n"
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode(), 0)
+    except OSError:
+        pass
+
+
+def _flock(fd: int) -> bool | None:
+    """Try to take the lock: True if taken, False if held elsewhere, None if locks are unsupported."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return None
+        raise
+
+
+@contextlib.contextmanager
+def dataset_lock(name: str, root: str | Path, what: str = "staging", timeout: float | None = None):
+    """Hold the exclusive lock of dataset ``name`` under ``root`` (``<root>/.<name>.lock``).
+
+    ``fcntl.flock`` on the lock file: it excludes other processes (on this node and, on NFSv4 and
+    most cluster file systems, on others) and other threads (each opens the file anew), and it
+    dies with its holder, so a killed job leaves no stale lock. Re-entrant within a thread. A
+    process that finds the lock held logs that it waits, for which dataset and for whom, logs
+    again every :data:`LOCK_LOG_EVERY_S` seconds and gives up after ``timeout`` seconds
+    (default ``$BENCH_DATA_LOCK_TIMEOUT`` or two hours; 0 or less waits forever) with
+    :class:`DatasetLockTimeout`. Where no lock file can be created (a read-only root) or the
+    file system has no locks, it warns and goes on without the lock.
+    """
+    root = Path(root)
+    path = _lock_path(name, root)
+    held: dict = _held.__dict__.setdefault("fds", {})
+    key = os.path.abspath(path)
+    if key in held:  # this thread holds it already
+        _note(held[key], what)
+        yield path
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        log.warning("cannot create the lock file %s (%s); going on without the lock", path, exc)
+        yield path
+        return
+    try:
+        got = _flock(fd)
+        if got is False:
+            limit = _lock_timeout() if timeout is None else timeout
+            start = time.monotonic()
+            log.info("dataset '%s' under %s is being downloaded or staged by %s; waiting for it to finish "
+                     "(lock %s, %s)", name, root, _holder(path), path,
+                     f"for at most {limit:.0f} s" if limit > 0 else "without a time limit")
+            next_log = start + LOCK_LOG_EVERY_S
+            while got is False:
+                time.sleep(LOCK_POLL_S)
+                got = _flock(fd)
+                now = time.monotonic()
+                if got is False and limit > 0 and now - start >= limit:
+                    raise DatasetLockTimeout(
+                        f"gave up on dataset '{name}' under {root} after waiting {now - start:.0f} s for "
+                        f"{_holder(path)} to finish downloading or staging it (lock {path}). The lock dies with "
+                        "its holder, so that process is alive (possibly on another node); let it finish, or "
+                        "stop it, or raise $BENCH_DATA_LOCK_TIMEOUT (seconds, 0 = no limit)")
+                if got is False and now >= next_log:
+                    log.info("still waiting for dataset '%s' under %s: %s holds lock %s (%.0f s so far)",
+                             name, root, _holder(path), path, now - start)
+                    next_log += LOCK_LOG_EVERY_S
+            log.info("dataset '%s' under %s: lock taken after waiting %.1f s", name, root, time.monotonic() - start)
+        if got is None:
+            log.warning("the file system of %s does not support flock; going on without the lock", path)
+            yield path
+            return
+        held[key] = fd
+        try:
+            _note(fd, what)
+            yield path
+        finally:
+            del held[key]
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def _stage_debian_fashion_mnist(root: Path) -> bool:
     """Copy the Debian package's Fashion-MNIST into torchvision's layout under ``root``.
 
-    Returns True if the files are in place afterwards. Writes each file atomically, so that
-    concurrent jobs can stage at the same time.
+    Returns True if the files are in place afterwards. Copies under the dataset's lock (so
+    concurrent jobs copy once) and writes each file atomically.
     """
     raw = root / "FashionMNIST" / "raw"
     names = [
@@ -250,20 +426,26 @@ def _stage_debian_fashion_mnist(root: Path) -> bool:
         return True
     if not all((DEBIAN_FASHION_MNIST / f"{n}.gz").exists() for n in names):
         return False
-    raw.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        target = raw / n
-        if target.exists():
-            continue
+    with dataset_lock("fashion_mnist", root, "copying it from the Debian package"):
+        raw.mkdir(parents=True, exist_ok=True)
+        copied = 0
+        for n in names:
+            target = raw / n
+            if target.exists():
+                continue
 
-        def unzip(tmp: Path, name: str = n) -> None:
-            with gzip.open(DEBIAN_FASHION_MNIST / f"{name}.gz", "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            def unzip(tmp: Path, name: str = n) -> None:
+                with gzip.open(DEBIAN_FASHION_MNIST / f"{name}.gz", "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
 
-        # concurrent jobs may stage at once: each writes its own temporary file, renames win alike
-        atomic_path(target, unzip)
-    log.info("staged Fashion-MNIST from %s into %s", DEBIAN_FASHION_MNIST, raw)
+            atomic_path(target, unzip)
+            copied += 1
+        if copied:
+            log.info("staged Fashion-MNIST from %s into %s", DEBIAN_FASHION_MNIST, raw)
     return True
+
+
+# --- downloads -------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -274,6 +456,52 @@ def _socket_timeout(seconds: float):
         yield
     finally:
         socket.setdefaulttimeout(old)
+
+
+def _download(name: str, root: Path, train: bool, verify: bool) -> None:
+    """Download the files of one split of ``name`` under ``root`` through torchvision.
+
+    The one place that touches the network (tests replace it); called under the dataset's lock.
+    MNIST, Fashion-MNIST and CIFAR download both splits at once; SVHN only the one asked for.
+    """
+    with _socket_timeout(30):
+        _tv_dataset(name, root, train, download=True, verify=verify)
+
+
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ECONNREFUSED,
+                   errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT}
+_URLOPEN_ERROR = re.compile(r"<urlopen error [^\n]*>")
+
+
+def _network_error(exc: BaseException) -> BaseException | str | None:
+    """The lack-of-network error behind a failed download (the exception, or its text), else None.
+
+    Network errors: ``URLError`` (name resolution, refused or unreachable connection; not
+    ``HTTPError``, which means a server answered), socket timeouts, ``ConnectionError`` and
+    ``OSError`` with a network errno, anywhere in the exception's chain. torchvision's MNIST
+    folds the errors of its mirrors into one ``RuntimeError`` text, so ``<urlopen error ...>``
+    in a message counts too.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, urllib.error.HTTPError):
+            continue
+        if isinstance(e, (urllib.error.URLError, socket.timeout, ConnectionError, socket.gaierror)):
+            return e
+        if isinstance(e, OSError) and e.errno in _NETWORK_ERRNOS:
+            return e
+        reason = getattr(e, "reason", None)
+        todo += [e.__cause__, e.__context__, reason if isinstance(reason, BaseException) else None]
+    found = _URLOPEN_ERROR.search(str(exc))
+    return found.group(0) if found else None
+
+
+# --- the decoded cache and reading -----------------------------------------------------------
 
 
 def _fingerprint(name: str, root: Path) -> str:
@@ -287,40 +515,102 @@ def _cache_path(name: str, root: Path, train: bool, verify: bool) -> Path:
     return root / ".cache" / f"{name}_{'train' if train else 'test'}{'' if verify else '_unverified'}.safetensors"
 
 
+def _cache_current(name: str, root: Path, train: bool, verify: bool) -> bool:
+    """Whether the decoded cache of this file set exists and matches the files on disk."""
+    meta = _cache_path(name, root, train, verify).with_suffix(".json")
+    if not (meta.exists() and meta.with_suffix(".safetensors").exists()):
+        return False
+    try:
+        return json.loads(meta.read_text()).get("fingerprint") == _fingerprint(name, root)
+    except (OSError, ValueError):
+        return False
+
+
+def _read_cache(name: str, root: Path, train: bool, verify: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if not _cache_current(name, root, train, verify):
+        return None
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(_cache_path(name, root, train, verify)))
+    return tensors["images"], tensors["labels"]
+
+
 def _read_raw(
-    name: str, root: Path, train: bool, download: bool, verify: bool
+    name: str, root: Path, train: bool, download: bool, verify: bool, actions: list[str] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images and labels of one file set, from the decoded cache when it is current.
 
-    The first read decodes through torchvision and writes ``<root>/.cache/<name>_<split>``
-    (safetensors); later reads with the same dataset files skip torchvision entirely.
+    A current cache is read without any lock (the normal path of every job). Otherwise, under
+    the dataset's lock: Fashion-MNIST is copied from the Debian package if it is not under
+    ``root``; the cache is looked at again (a job that held the lock may have written it); a
+    missing dataset is downloaded (if ``download``); the files are decoded through torchvision
+    and ``<root>/.cache/<name>_<split>`` (safetensors) is written. ``actions`` collects what
+    was done ("copied", "downloaded", "decoded"), for :func:`stage`.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     info = dataset_info(name)
-    if name == "fashion_mnist":
-        _stage_debian_fashion_mnist(root)
-    cache = _cache_path(name, root, train, verify)
-    fingerprint = _fingerprint(name, root)
-    if cache.exists() and cache.with_suffix(".json").exists():
-        if json.loads(cache.with_suffix(".json").read_text()).get("fingerprint") == fingerprint:
-            tensors = load_file(str(cache))
-            return tensors["images"], tensors["labels"]
-    try:
-        ds = _tv_dataset(name, root, train, download=False, verify=verify)
-    except RuntimeError as missing:
-        if not download:
-            raise DatasetNotFoundError(name, root, info.fetch_hint, missing) from None
+    actions = [] if actions is None else actions
+    cached = _read_cache(name, root, train, verify)
+    if cached is not None:
+        return cached
+    with dataset_lock(name, root, "decoding it"):
+        if name == "fashion_mnist" and not (root / FOLDERS[name] / FILES[name][0]).is_file():
+            if _stage_debian_fashion_mnist(root):
+                actions.append("copied")
+        cached = _read_cache(name, root, train, verify)
+        if cached is not None:
+            return cached
         try:
-            with _socket_timeout(30):
-                ds = _tv_dataset(name, root, train, download=True, verify=verify)
-        except Exception as exc:  # network refused, timed out, corrupted download
-            raise DatasetNotFoundError(name, root, info.fetch_hint, exc) from None
+            ds = _tv_dataset(name, root, train, download=False, verify=verify)
+        except RuntimeError as missing:
+            if not download:
+                raise DatasetNotFoundError(name, root, info.fetch_hint, missing, reason="no-download") from None
+            with dataset_lock(name, root, "downloading it"):
+                log.info("dataset '%s' is not under %s: downloading it through torchvision", name, root / FOLDERS[name])
+                try:
+                    _download(name, root, train, verify)
+                    ds = _tv_dataset(name, root, train, download=False, verify=verify)
+                except Exception as exc:  # network refused, timed out, corrupted download
+                    offline = _network_error(exc)
+                    if offline is not None:
+                        raise DatasetNotFoundError(name, root, info.fetch_hint, offline, reason="offline") from None
+                    raise DatasetNotFoundError(name, root, info.fetch_hint, exc, reason="failed") from None
+            actions.append("downloaded")
         fingerprint = _fingerprint(name, root)
-    images, labels = _to_tensors(name, ds)
-    atomic_path(cache, lambda tmp: save_file({"images": images, "labels": labels}, str(tmp)))
-    atomic_path(cache.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps({"fingerprint": fingerprint})))
+        images, labels = _to_tensors(name, ds)
+        cache = _cache_path(name, root, train, verify)
+        atomic_path(cache, lambda tmp: save_file({"images": images, "labels": labels}, str(tmp)))
+        atomic_path(cache.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps({"fingerprint": fingerprint})))
+        actions.append("decoded")
     return images, labels
+
+
+def stage(name: str, root: str | Path | None = None, *, verify_checksums: bool = True) -> str:
+    """Make dataset ``name`` ready under ``root`` for jobs that may run offline.
+
+    Gets the files of the train and test sets (already there, copied from the Debian package,
+    or downloaded through torchvision) and writes their decoded cache, under the dataset's lock,
+    exactly as a job would. Returns one line saying what was done. Raises
+    :class:`DatasetNotFoundError` when the data cannot be had (no network, say).
+    """
+    dataset_info(name)
+    root = Path(root) if root is not None else default_root()
+    folder = root / FOLDERS[name]
+    had_files = all((folder / f).is_file() for f in FILES[name])
+    actions: list[str] = []
+    sizes = [len(_read_raw(name, root, train, True, verify_checksums, actions)[1]) for train in (True, False)]
+    if had_files:
+        files = f"files already under {folder}"
+    elif "downloaded" in actions:
+        files = f"downloaded into {folder}"
+    elif "copied" in actions:
+        files = f"copied from the Debian package ({DEBIAN_FASHION_MNIST}) into {folder}"
+    else:  # another process put them there meanwhile
+        files = f"files under {folder}"
+    cache = "decoded cache written" if "decoded" in actions else "decoded cache current"
+    return (f"{name}: {files}; {sizes[0]} training and {sizes[1]} test images; {cache} "
+            f"({root / '.cache'})")
 
 
 # --- splits and subsets ----------------------------------------------------------------------
