@@ -16,6 +16,7 @@ module. Always import auto_LiRPA through it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import types
@@ -25,7 +26,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-__all__ = ["auto_lirpa", "bounded_model", "logit_bounds", "margin_bounds", "margin_matrix"]
+__all__ = ["auto_lirpa", "bounded_model", "ieee_fp32", "logit_bounds", "margin_bounds", "margin_matrix"]
 
 
 def _patch_numpy() -> None:
@@ -135,6 +136,31 @@ def margin_matrix(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return C[keep].view(len(labels), num_classes - 1, num_classes)
 
 
+@contextlib.contextmanager
+def ieee_fp32():
+    """IEEE fp32 arithmetic inside: a sound bound computed in lower precision is not sound.
+
+    torch runs fp32 convolutions in TF32 on Ampere and newer GPUs by default
+    (``torch.backends.cudnn.allow_tf32`` is True), a relative error around 1e-3 that can turn a
+    margin just below 0 into a "certified" one; reduced-precision matmuls
+    (``set_float32_matmul_precision``) and autocast do the same on any device. This turns all of
+    them off and restores the previous settings on exit.
+    """
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with contextlib.ExitStack() as stack:
+            for device in ("cpu", "cuda"):
+                stack.enter_context(torch.autocast(device, enabled=False))
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])
+
+
 def margin_bounds(
     bounded: torch.nn.Module,
     x: torch.Tensor,
@@ -147,8 +173,11 @@ def margin_bounds(
     The clean forward pass of the bounded tensor comes first and the bounds reuse it (so a
     dropout layer in training mode is bounded with that pass's mask). Every margin bound
     positive means the prediction ``labels`` cannot change in the box (a sound certificate).
+    Computed in IEEE fp32 (:func:`ieee_fp32`), whatever the caller's precision settings.
     """
-    clean = bounded(_boxed(x, eps))
-    num_classes = clean.shape[1]
-    lower, _ = bounded.compute_bounds(method=method, C=margin_matrix(labels, num_classes))
+    with ieee_fp32():
+        x = x.float()
+        clean = bounded(_boxed(x, eps))
+        num_classes = clean.shape[1]
+        lower, _ = bounded.compute_bounds(method=method, C=margin_matrix(labels, num_classes))
     return clean, lower

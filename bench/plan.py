@@ -27,7 +27,7 @@ from bench.data import dataset_info
 from bench.method import available_methods, get_method, shape_group
 
 __all__ = ["ablation_runs", "attack_names", "benchmark_of", "best_arch", "candidate_runs", "code_version",
-           "job_settings", "methods", "reports_dir", "result_dir", "runs", "selection_file", "vicinities"]
+           "job_settings", "methods", "numerics", "reports_dir", "result_dir", "runs", "selection_file", "vicinities"]
 
 #: Appendix C.1: the architecture each method is reported on
 PAPER_ARCH = {
@@ -161,6 +161,18 @@ def _common(config: dict, w) -> dict:
     return out
 
 
+def numerics(config: dict, kind: str, method: str) -> dict:
+    """The precision a job runs at (config block ``numerics``, :mod:`bench.precision`): training
+    at ``numerics.train``, every evaluation of a model at ``numerics.evaluate`` (one precision
+    per table), channels_last for both. A method whose loss or certificate uses sound bounds
+    (IBP) trains in fp32 whatever the config says: bounds must be IEEE fp32."""
+    n = {"train": "fp32", "evaluate": "fp32", "channels_last": False, **(config.get("numerics") or {})}
+    dtype = n["train"] if kind == "train" else n["evaluate"]
+    if kind == "train" and get_method(method).native_certificate == "bounds":
+        dtype = "fp32"
+    return {"precision": dtype, "channels_last": bool(n["channels_last"])}
+
+
 def job_settings(kind: str, config: dict, w, **extra: Any) -> dict:
     """The slice of ``config`` a job of ``kind`` reads, for the model named by wildcards ``w``.
 
@@ -173,6 +185,7 @@ def job_settings(kind: str, config: dict, w, **extra: Any) -> dict:
     from bench.tables import get_table
 
     s = _common(config, w)
+    s.update(numerics(config, kind, w.method))
     vic = vicinities(config, w.dataset)
     if kind == "train":
         t = config["train"]
@@ -180,6 +193,7 @@ def job_settings(kind: str, config: dict, w, **extra: Any) -> dict:
                      **({w.hparam: float(w.value)} if "hparam" in w.keys() else {})}
         s.update(epochs=int(t["epochs"]), batch_size=int(t["batch_size"]), train_per_class=t.get("train_per_class"),
                  val_per_class=t.get("val_per_class"), vicinity=vic["main"],
+                 activation_memory_mb=config["resources"].get("activation_memory_mb"),
                  hparams=get_method(w.method).resolve_hparams(dataset_info(w.dataset), overrides))
     elif kind == "certify":
         table = get_table(extra["table"])

@@ -140,6 +140,19 @@ def _code_warning(df: pd.DataFrame) -> str:
             "Rerun the DAG: Snakemake reruns the jobs whose code changed.</p>")
 
 
+def _stamps_note(df: pd.DataFrame) -> str:
+    """Which code computed the table: each job kind's code stamps, the trainings', the commits."""
+    parts = []
+    if "job" in df and "code" in df:
+        for kind, g in df.groupby("job"):
+            parts.append(f"{kind} jobs {', '.join(sorted(g['code'].dropna().astype(str).unique()))}")
+    if "model_code" in df and df["model_code"].notna().any():
+        parts.append(f"trainings {', '.join(sorted(df['model_code'].dropna().astype(str).unique()))}")
+    if "git_commit" in df and df["git_commit"].notna().any():
+        parts.append(f"commit {', '.join(sorted(c[:12] + ('+dirty' if c.endswith('+dirty') else '') for c in df['git_commit'].dropna().astype(str).unique()))}")
+    return f"<p class='note'>Code stamps: {html.escape('; '.join(parts))}.</p>" if parts else ""
+
+
 def _table_html(table, df: pd.DataFrame, flagged: dict[str, list[str]]) -> str:
     if df.empty:
         return "<p class='note'>No rows (no model needs this output in this config).</p>"
@@ -156,7 +169,7 @@ def _table_html(table, df: pd.DataFrame, flagged: dict[str, list[str]]) -> str:
     note = (f"<p class='note'>Paper values shown are the paper's {', '.join(ref)} figures (the config's "
             "paper_reference, or the only dataset the paper reports): a reference, not the same dataset, so they "
             "are not coloured.</p>") if ref else ""
-    return _code_warning(df) + body + note
+    return _code_warning(df) + body + note + _stamps_note(df)
 
 
 def _flags_by_method(frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:

@@ -22,6 +22,11 @@ REPORTS = plan.reports_dir(config)
 ENABLED = [t.key for t in enabled_tables(config)]
 CERTIFY_TABLES = [k for k, cls in TABLES.items() if issubclass(cls, CertificationTable)]
 SWEEP = config["arch"] == "sweep"
+# Evaluation jobs chunk their forwards to this budget (bench.memory); chunked votes and
+# certificates are identical to unchunked ones (tests/test_chunking.py), so it is a resource,
+# not a param: changing it reruns nothing. Training gets it as a param (BatchNorm statistics
+# are per chunk). 0: no chunking.
+ACTIVATION_MEMORY = config["resources"].get("activation_memory_mb") or 0
 
 
 wildcard_constraints:

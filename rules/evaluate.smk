@@ -20,6 +20,7 @@ rule certify:
         gpu=config["resources"]["gpus"],
         runtime=config["resources"]["eval_minutes"],
         mem_mb=config["resources"]["mem_mb"],
+        activation_memory_mb=ACTIVATION_MEMORY,
     conda:
         "../envs/bench.yaml"
     script:
@@ -45,6 +46,7 @@ rule attack:
         gpu=config["resources"]["gpus"],
         runtime=config["resources"]["eval_minutes"],
         mem_mb=config["resources"]["mem_mb"],
+        activation_memory_mb=ACTIVATION_MEMORY,
     conda:
         "../envs/bench.yaml"
     script:
@@ -115,6 +117,7 @@ rule audit:
         gpu=config["resources"]["gpus"],
         runtime=config["resources"]["eval_minutes"],
         mem_mb=config["resources"]["mem_mb"],
+        activation_memory_mb=ACTIVATION_MEMORY,
     conda:
         "../envs/bench.yaml"
     script:
@@ -140,6 +143,7 @@ rule native:
         gpu=config["resources"]["gpus"],
         runtime=config["resources"]["eval_minutes"],
         mem_mb=config["resources"]["mem_mb"],
+        activation_memory_mb=ACTIVATION_MEMORY,
     conda:
         "../envs/bench.yaml"
     script:
@@ -165,6 +169,7 @@ rule validation:
         gpu=config["resources"]["gpus"],
         runtime=config["resources"]["eval_minutes"],
         mem_mb=config["resources"]["mem_mb"],
+        activation_memory_mb=ACTIVATION_MEMORY,
     conda:
         "../envs/bench.yaml"
     script:

@@ -86,6 +86,10 @@ rule publish:
         "reports/{file}",
     wildcard_constraints:
         file=r"[^/]+\.(csv|html|png|svg)",
+    log:
+        f"results/{NAME}/logs/publish_{{file}}.log",
     localrule: True
+    conda:
+        "../envs/bench.yaml"
     shell:
-        "cp {input} {output}"
+        "cp {input} {output} 2> {log}"

@@ -51,3 +51,36 @@ def test_bounds_backpropagate():
     (upper - lower).sum().backward()
     grads = [p.grad for p in bounded.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_sound_bounds_run_in_ieee_fp32_whatever_the_callers_precision(monkeypatch):
+    """TF32 convolutions (cuDNN's default on Ampere+), reduced-precision matmuls and autocast are
+    all off inside the bound computation, and the caller's settings come back afterwards."""
+    from bench.lirpa import margin_bounds
+
+    model = create_model("convnet", DATASETS["mnist"]).eval()
+    x = torch.rand(2, 1, 28, 28)
+    bounded = bounded_model(model, x)
+    seen = {}
+    real = bounded.compute_bounds
+
+    def spy(*args, **kwargs):
+        seen.update(tf32_conv=torch.backends.cudnn.allow_tf32, tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+                    matmul=torch.get_float32_matmul_precision(), autocast=torch.is_autocast_enabled("cpu"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bounded, "compute_bounds", spy)
+    before = (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision())
+    torch.backends.cudnn.allow_tf32 = True
+    torch.set_float32_matmul_precision("medium")
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            _, lower = margin_bounds(bounded, x, torch.zeros(2, dtype=torch.long), 0.01)
+        after = (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision())
+    finally:
+        torch.backends.cudnn.allow_tf32, _ = before
+        torch.set_float32_matmul_precision(before[1])
+    assert seen == {"tf32_conv": False, "tf32_matmul": False, "matmul": "highest", "autocast": False}
+    assert lower.dtype == torch.float32
+    assert after == (True, "medium")
+

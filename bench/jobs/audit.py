@@ -7,9 +7,8 @@ import pandas as pd
 import torch
 
 from bench.certify import classifier
-from bench.checkpoint import load_model
 from bench.data import load_split
-from bench.jobs.common import Job
+from bench.jobs.common import Job, evaluated_model
 from bench.vicinity import parse_vicinity
 
 __all__ = ["run"]
@@ -21,7 +20,7 @@ def run(smk) -> None:
     job = Job(smk)
     s = job.settings
     a = s["audit"]
-    model = load_model(Path(smk.input.model).parent, job.device)
+    model = evaluated_model(Path(smk.input.model).parent, job)
     test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
     inputs = pd.read_csv(smk.input.certified)
     rows = []

@@ -11,7 +11,7 @@ from bench.certify import CertifyConfig, certify_many, classifier, summarize
 from bench.checkpoint import load_model
 from bench.data import load_split
 from bench.io import write_csv
-from bench.jobs.common import Job
+from bench.jobs.common import Job, evaluated_model
 from bench.vicinity import parse_vicinity
 
 __all__ = ["run"]
@@ -22,7 +22,7 @@ SETTING = ("vicinity", "kappa", "alpha", "procedure")
 def run(smk) -> None:
     job = Job(smk)
     s = job.settings
-    model = load_model(Path(smk.input.model).parent, job.device)
+    model = evaluated_model(Path(smk.input.model).parent, job)
     test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
     rows, frames = [], []
     # Settings on one vicinity share its sample streams (bench.certify.SampleTape); the paper's
@@ -41,7 +41,8 @@ def run(smk) -> None:
                          "samples_drawn": result.drawn, "stream": f"shared by {len(group)} settings"})
             frames.append(frame.assign(**job.identity, **{k: g[k] for k in SETTING}))
     if s["deterministic"]:
-        row, frame = _deterministic(job, model, test, s["deterministic"])
+        bare = load_model(Path(smk.input.model).parent, job.device)  # sound bounds: IEEE fp32, no wrapper
+        row, frame = _deterministic(job, bare, test, s["deterministic"])
         rows.append({**job.identity, "table": s["table"], **row})
         if frame is not None:
             frames.append(frame.assign(**job.identity, **{k: row[k] for k in SETTING}))
@@ -55,7 +56,7 @@ def _deterministic(job: Job, model, test, spec: str) -> tuple[dict, pd.DataFrame
     from bench.native import bound_certify_inputs
 
     base = {"vicinity": "main", "spec": spec, "kappa": 0.0, "alpha": 0.0, "procedure": "ibp_bounds",
-            "inputs": len(test)}
+            "inputs": len(test), "precision": "fp32 (IEEE: sound bounds)"}
     if job.settings["method"] != "ibp":
         return {**base, "standard_accuracy": None, "certified_robustness_rate": None,
                 "certified_robust_accuracy": None}, None

@@ -11,11 +11,24 @@ import torch
 from bench.data import dataset_info
 from bench.device import resolve_device
 from bench.io import write_json
+from bench.memory import free_memory_budget, set_budget
 from bench.method import get_method, load_plugin
+from bench.precision import AtPrecision, Precision
 from bench.provenance import record
 from bench.vicinity import parse_vicinity
 
-__all__ = ["Job", "identity", "method_instance"]
+__all__ = ["Job", "activation_budget", "evaluated_model", "identity", "method_instance"]
+
+
+def activation_budget(megabytes: int | str | None, device: torch.device) -> int | None:
+    """Bytes for one forward's activations (:func:`bench.memory.set_budget`) from the config's
+    ``resources.activation_memory_mb``: MiB, ``auto`` (80 % of the GPU's free memory; no
+    chunking on the CPU), or None/0 (no chunking)."""
+    if megabytes in (None, 0, "0"):
+        return None
+    if megabytes == "auto":
+        return free_memory_budget(device)
+    return int(megabytes) * 2**20
 
 
 def identity(s: dict) -> dict:
@@ -41,6 +54,9 @@ class Job:
             load_plugin(plugin)
         self.device = resolve_device(self.settings.get("device"), require_gpu=int(self.settings.get("gpus", 0)) > 0)
         self.seed = int(self.settings["seed"])
+        self.precision = Precision.of(self.settings.get("precision"), self.settings.get("channels_last"))
+        budget = self.settings.get("activation_memory_mb", getattr(smk.resources, "activation_memory_mb", None))
+        set_budget(activation_budget(budget, self.device))
         self.identity = identity(self.settings)
 
     def provenance(self, model_dir: str | Path | None = None) -> dict:
@@ -53,14 +69,23 @@ class Job:
 
     def write(self, rows: list[dict], path: str | Path, model_dir: str | Path | None = None) -> None:
         """``{"rows": rows, "provenance": ...}``, atomically."""
+        label = self.precision.dtype + ("+channels_last" if self.precision.channels_last else "")
+        rows = [{"precision": label, **r} for r in rows]
         write_json({"rows": rows, "provenance": self.provenance(model_dir)}, path)
 
 
-def method_instance(run_dir: Path, s: dict, device: torch.device) -> tuple[torch.nn.Module, Any]:
-    """The trained model and its method object (the method's own prediction, vote inputs)."""
+def evaluated_model(run_dir: Path, job: "Job") -> torch.nn.Module:
+    """The trained model as every evaluation of it runs: at the job's precision (:class:`AtPrecision`)."""
     from bench.checkpoint import load_model
 
-    model = load_model(run_dir, device)
+    return AtPrecision(load_model(run_dir, job.device), job.precision).eval()
+
+
+def method_instance(run_dir: Path, s: dict, job: "Job") -> tuple[torch.nn.Module, Any]:
+    """The trained model (at the job's precision) and its method object (the method's own
+    prediction, vote inputs)."""
+    model = evaluated_model(run_dir, job)
+    device = job.device
     meta = json.loads((run_dir / "model.json").read_text())
     method = get_method(s["method"])(meta["hparams"], dataset_info(s["dataset"]), parse_vicinity(meta["vicinity"]),
                                      torch.Generator(device=device).manual_seed(int(s["seed"])))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bench.checkpoint import load_model
 from bench.data import load_split
 from bench.jobs.common import Job, method_instance
 from bench.vicinity import parse_vicinity
@@ -18,7 +19,7 @@ def run(smk) -> None:
     job = Job(smk)
     s = job.settings
     n_cfg = s["native"]
-    model, method = method_instance(Path(smk.input.model).parent, s, job.device)
+    model, method = method_instance(Path(smk.input.model).parent, s, job)
     test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=n_cfg.get("test_per_class")).to(job.device)
     rows = []
     start = time.perf_counter()
@@ -33,11 +34,13 @@ def run(smk) -> None:
                          "settings": {"sigma": sigma, "n0": sm["n0"], "n": sm["n"], "alpha": sm["alpha"]}})
     elif method.native_certificate == "bounds":
         eps = parse_vicinity(s["linf"]).eps
+        bare = load_model(Path(smk.input.model).parent, job.device)  # sound bounds: IEEE fp32, no wrapper
         for bound in n_cfg["bounds"]:
-            metrics = bound_certify(model, test.images, test.labels, eps, bound)
+            metrics = bound_certify(bare, test.images, test.labels, eps, bound)
             rows.append({**job.identity, "certificate": f"{bound} bounds (auto_LiRPA), κ = 0", "norm": "Linf",
                          "radius": eps, "metric": "certified_robust_accuracy",
-                         "value": metrics["certified_robust_accuracy"], "inputs": len(test), "settings": {}})
+                         "value": metrics["certified_robust_accuracy"], "inputs": len(test), "settings": {},
+                         "precision": "fp32 (IEEE: sound bounds)"})
     else:
         raise ValueError(f"method '{s['method']}' declares no native certificate")
     for r in rows:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.certify import CertifyConfig, certify, classifier, summarize
-from bench.checkpoint import load_model
 from bench.data import load_split
-from bench.jobs.common import Job
+from bench.jobs.common import Job, evaluated_model
 from bench.vicinity import parse_vicinity
 
 __all__ = ["run"]
@@ -16,7 +15,7 @@ __all__ = ["run"]
 def run(smk) -> None:
     job = Job(smk)
     s = job.settings
-    model = load_model(Path(smk.input.model).parent, job.device)
+    model = evaluated_model(Path(smk.input.model).parent, job)
     val = load_split(s["dataset"], "val", s["data_root"], subset_per_class=s["val_per_class"]).to(job.device)
     conf = CertifyConfig(kappa=s["kappa"], alpha=s["alpha"], procedure=s["procedure"], budget=s["budget"])
     result, clean = certify(classifier(model), val.images, parse_vicinity(s["vicinity"]), val.info.num_classes, conf,

@@ -181,7 +181,7 @@ class CertificationTable(Table):
         outcomes = certification_outcomes([p for p in paths if p.endswith("_inputs.csv")], self.metrics)
         df = pd.DataFrame(rows)
         df["confidence"] = (1 - df["alpha"]).round(6)
-        keys = [*MODEL_KEYS, *self.setting_keys, "procedure", "inputs", "job", "code", "model_code", "git_commit"]
+        keys = [*MODEL_KEYS, *self.setting_keys, "procedure", "inputs", "precision", "job", "code", "model_code", "git_commit"]
         long = df.melt(id_vars=[k for k in keys if k in df], value_vars=self.metrics, var_name="metric",
                        value_name="value")
         long["key"] = [outcome_key(r, self.setting_keys) for r in long.to_dict("records")]
