@@ -36,4 +36,5 @@ rule all:
         ["reports/figure2.png"] if config.get("ablation") else [],
         "reports/figure3.png",
         "reports/vicinities.png",
+        "reports/job_times.csv",
     default_target: True

@@ -155,7 +155,7 @@ def _canonical(obj: Any) -> Any:
 def _common(config: dict, w) -> dict:
     out = {"run": config["run"], "dataset": w.dataset, "method": w.method, "arch": w.arch, "seed": int(w.seed),
            "device": config.get("device"), "gpus": int(config["resources"]["gpus"]),
-           "data_root": config["data"]["root"], "plugins": list(config.get("plugins", []))}
+           "data_root": config["data"]["root"]}
     if "hparam" in w.keys():
         out.update(hparam=w.hparam, value=float(w.value))
     return out

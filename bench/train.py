@@ -209,6 +209,7 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < spec.epochs:
             return row
 
+    write_csv(pd.DataFrame(rows), out / "log.csv")  # again: a rerun resumed at the last epoch has no loop pass
     weights = out / "model.safetensors"
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_path(weights, lambda tmp: save_file(state, str(tmp)))

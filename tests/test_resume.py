@@ -37,7 +37,7 @@ def smk(model_dir: Path, out: Path, attack: str = "PGD") -> Files:
                 "linf": "linf:0.1", "test_per_class": 1, "batch_size": 3, "autoattack_steps": 2, "square_queries": 10}
     return Files(input=Files(model=str(model_dir / "model.json"), weights=str(model_dir / "model.safetensors")),
                  output=Files(result=str(out / "attacks" / f"{attack}.json")), log=[str(out / "log.txt")],
-                 params=Files(settings=settings, code={"engine": "test"}), threads=1, resources=Files())
+                 params=Files(settings=settings, code={"engine": "test"}), threads=1, resources=Files(), config={})
 
 
 def rows(out: Path, attack: str = "PGD") -> dict:

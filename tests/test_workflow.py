@@ -62,7 +62,7 @@ def test_dry_run_builds_every_method_attack_and_table(workdir, name, datasets):
     assert counts["train_ablation"] == counts["certify_ablation"] == counts["attack_ablation"] == lambdas
     # one aggregate per table: the paper's 8, plus adaptive 3 and 9, audit, native, masking, ablation
     assert counts["aggregate"] == len(cfg["tables"]) + 6 == 14
-    assert counts["publish"] == counts["aggregate"] + 4  # every table, the report and three figures
+    assert counts["publish"] == counts["aggregate"] + 5  # every table, the report, three figures, job times
     assert counts["report"] == counts["figures"] == counts["figure2"] == 1
     if name != "smoke":
         assert len(names) == 25

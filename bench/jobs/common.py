@@ -50,7 +50,9 @@ class Job:
         torch.set_num_threads(max(1, int(smk.threads)))
         self.settings: dict[str, Any] = dict(smk.params.settings)
         self.code: dict[str, str] = dict(smk.params.code)
-        for plugin in self.settings.get("plugins", []):
+        # The plugin list is no setting (a table plugin changes no result); a plugin method's
+        # code is stamped in params.code["method"], which is what reruns its jobs.
+        for plugin in smk.config.get("plugins", []):
             load_plugin(plugin)
         self.device = resolve_device(self.settings.get("device"), require_gpu=int(self.settings.get("gpus", 0)) > 0)
         self.seed = int(self.settings["seed"])
