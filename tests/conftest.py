@@ -71,6 +71,16 @@ def make_svhn_like(root: Path, n_train: int, n_test: int, seed: int = 0):
     return out
 
 
+def train_spec(root: Path, **kw):
+    """A small training run on the tiny MNIST-format data under ``root`` (``ours``, convnet, 2 epochs)."""
+    from bench.train import TrainSpec
+
+    base = dict(dataset="mnist", method="ours", arch="convnet", seed=3, epochs=2, batch_size=32,
+                hparams={"n_samples": 2}, data_root=str(root), device="cpu")
+    base.update(kw)
+    return TrainSpec(**base)
+
+
 @pytest.fixture
 def tiny_root(tmp_path: Path) -> Path:
     return tmp_path / "data"

@@ -19,7 +19,7 @@ from bench.models import create_model
 from bench.precision import FP32, Precision, autocast, prepare_input, prepare_model
 from bench.train import TrainSpec, default_vicinity, load_model, train
 from bench.vicinity import parse_vicinity
-from conftest import make_mnist_like
+from conftest import make_mnist_like, train_spec as spec
 
 INFO = dataset_info("mnist")
 
@@ -29,13 +29,6 @@ def mnist_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     make_mnist_like(root, "MNIST", n_train=200, n_test=40)  # 160 training, 40 validation images
     return root
-
-
-def spec(root: Path, **kw) -> TrainSpec:
-    base = dict(dataset="mnist", method="ours", arch="convnet", seed=3, epochs=2, batch_size=32,
-                hparams={"n_samples": 2}, data_root=str(root), device="cpu")
-    base.update(kw)
-    return TrainSpec(**base)
 
 
 def model_and_batch(arch: str = "convnet", n: int = 16, seed: int = 0):

@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from bench.certify import CertifyConfig, certify, summarize
 from bench.data import load_split
-from bench.train import TrainSpec, load_model, train
+from bench.train import load_model, train
 from bench.vicinity import parse_vicinity
-from conftest import make_mnist_like
+from conftest import make_mnist_like, train_spec as spec
 
 
 @pytest.fixture
@@ -22,13 +22,6 @@ def mnist_root(tmp_path) -> Path:
     root = tmp_path / "data"
     make_mnist_like(root, "MNIST", n_train=200, n_test=40)
     return root
-
-
-def spec(root: Path, **kw) -> TrainSpec:
-    base = dict(dataset="mnist", method="ours", arch="convnet", seed=3, epochs=2, batch_size=32,
-                hparams={"n_samples": 2}, data_root=str(root), device="cpu")
-    base.update(kw)
-    return TrainSpec(**base)
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
