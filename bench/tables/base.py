@@ -178,7 +178,8 @@ class CertificationTable(Table):
 
     def build(self, paths, config):
         rows = read_rows([p for p in paths if p.endswith(".json")])
-        outcomes = certification_outcomes([p for p in paths if p.endswith("_inputs.csv")], self.metrics)
+        outcomes = certification_outcomes([p for p in paths if p.endswith("_inputs.csv")], self.metrics,
+                                          self.setting_keys)
         df = pd.DataFrame(rows)
         df["confidence"] = (1 - df["alpha"]).round(6)
         keys = [*MODEL_KEYS, *self.setting_keys, "procedure", "inputs", "precision", "job", "code", "model_code", "git_commit"]
@@ -205,9 +206,9 @@ PER_INPUT = {
 }
 
 
-def certification_outcomes(paths: list[str], metrics: list[str]) -> dict[tuple, np.ndarray]:
+def certification_outcomes(paths: list[str], metrics: list[str], setting_keys: list[str]) -> dict[tuple, np.ndarray]:
     """Per-input outcomes from the certify jobs' ``_inputs.csv`` files, keyed by :func:`outcome_key`
-    with the setting keys of each file's table (``vicinity``, ``kappa``, ``confidence``)."""
+    with the table's ``setting_keys`` (``vicinity``, ``kappa`` or ``confidence``)."""
     out = {}
     for p in paths:
         frame = pd.read_csv(p)
@@ -218,7 +219,5 @@ def certification_outcomes(paths: list[str], metrics: list[str]) -> dict[tuple, 
             group = group.sort_values("input")
             row = {**ident, "vicinity": vicinity, "kappa": kappa, "confidence": confidence, "procedure": procedure}
             for metric in metrics:
-                values = PER_INPUT[metric](group).to_numpy()
-                for keys in ([], ["vicinity"], ["kappa"], ["confidence"]):
-                    out[outcome_key({**row, "metric": metric}, keys)] = values
+                out[outcome_key({**row, "metric": metric}, setting_keys)] = PER_INPUT[metric](group).to_numpy()
     return out

@@ -7,7 +7,6 @@ config (``paper``: Algorithm 2 as printed; ``mixture``/``sprt``: valid sequentia
 """
 from __future__ import annotations
 
-import numpy as np
 
 from bench.tables.base import CertificationTable, register_table
 
@@ -73,13 +72,6 @@ class Table11(CertificationTable):
 
     def deterministic(self, config):
         return 0 in config["certify"]["kappas"]
-
-    def paper_values(self, long, reference):
-        long = super().paper_values(long, reference)
-        # the paper reports κ = 0 only for IBP; a method without sound bounds has no value ("–")
-        none = long["procedure"].eq("ibp_bounds") & long["value"].isna()
-        long.loc[none, ["successes", "ci_low", "ci_high"]] = np.nan
-        return long
 
 
 @register_table
