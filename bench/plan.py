@@ -199,6 +199,7 @@ def job_settings(kind: str, config: dict, w, **extra: Any) -> dict:
         table = get_table(extra["table"])
         s.update(table=table.key, settings=table.settings(config, vic), budget=int(config["certify"]["budget"]),
                  test_per_class=config["certify"].get("test_per_class"),
+                 block_inputs=config["certify"].get("block_inputs"),
                  deterministic=vic["main"] if table.deterministic(config) else None)
     elif kind == "attack":
         a, name = config["attacks"], extra["attack"]

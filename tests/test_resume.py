@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 import bench.jobs.attack as attack_job
@@ -99,3 +100,70 @@ def test_progress_from_other_settings_is_ignored(model_dir, tmp_path, monkeypatc
     progress.save(3, [True] * 9, 1.0)
     attack_job.run(job)
     assert len(rows(out)["correct"]) == 10  # started over: 10 outcomes, not 9 + the last batch
+
+
+def certify_smk(model_dir: Path, out: Path, block_inputs: int | None) -> Files:
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"run": "t", "dataset": "mnist", "method": "ours", "arch": "convnet", "seed": 0, "device": "cpu",
+                "gpus": 0, "data_root": str(model_dir.parent / "data"), "plugins": [], "table": "table1",
+                "settings": [{"vicinity": "main", "spec": "linf:0.1", "kappa": 0.1, "alpha": 0.01, "procedure": p}
+                             for p in ("paper", "mixture")]
+                            + [{"vicinity": "rotate", "spec": "rotate:35", "kappa": 0.1, "alpha": 0.01,
+                                "procedure": "paper"}],
+                "budget": 200, "test_per_class": 1, "block_inputs": block_inputs, "deterministic": None}
+    return Files(input=Files(model=str(model_dir / "model.json"), weights=str(model_dir / "model.safetensors")),
+                 output=Files(summary=str(out / "table1.json"), inputs=str(out / "table1_inputs.csv")),
+                 log=[str(out / "log.txt")], params=Files(settings=settings, code={"engine": "test"}), threads=1,
+                 resources=Files(), config={})
+
+
+def certified(out: Path) -> tuple[list[dict], str]:
+    rows = json.loads((out / "table1.json").read_text())["rows"]
+    drop = ("seconds", "provenance")
+    return [{k: v for k, v in r.items() if k not in drop} for r in rows], (out / "table1_inputs.csv").read_text()
+
+
+def test_a_certification_killed_after_a_block_resumes_to_the_uninterrupted_result(model_dir, tmp_path,
+                                                                                   monkeypatch):
+    import bench.jobs.certify as certify_job
+    from bench.jobs.resume import Units
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    certify_job.run(certify_smk(model_dir, whole, block_inputs=3))
+    puts, real_put = [], Units.put
+
+    def put_then_die(self, name, result):
+        real_put(self, name, result)
+        puts.append(name)
+        if len(puts) == 5:  # inside the second vicinity's blocks
+            raise KeyboardInterrupt("killed after block 5")
+
+    monkeypatch.setattr(Units, "put", put_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        certify_job.run(certify_smk(model_dir, killed, block_inputs=3))
+    progress = killed / "table1.json.progress.json"
+    assert len(json.loads(progress.read_text())["units"]) == 5 and not (killed / "table1.json").exists()
+    monkeypatch.setattr(Units, "put", real_put)
+    computed = []
+    real_block = certify_job.certify_many
+
+    def spy(*args, **kwargs):
+        computed.append(len(args[1]))
+        return real_block(*args, **kwargs)
+
+    monkeypatch.setattr(certify_job, "certify_many", spy)
+    certify_job.run(certify_smk(model_dir, killed, block_inputs=3))
+    assert computed == [3, 3, 1]  # the 3 blocks left of the second vicinity (10 inputs in blocks of 3)
+    rows, inputs = certified(killed)
+    assert (rows, inputs) == certified(whole)
+    assert [r["blocks"] for r in rows] == [4, 4, 4] and sorted(set(pd.read_csv(whole / "table1_inputs.csv")
+                                                                   ["input"])) == list(range(10))
+    assert not progress.exists()
+
+
+def test_one_block_of_all_inputs_is_the_unblocked_certification(model_dir, tmp_path):
+    import bench.jobs.certify as certify_job
+
+    certify_job.run(certify_smk(model_dir, tmp_path / "none", block_inputs=None))
+    certify_job.run(certify_smk(model_dir, tmp_path / "big", block_inputs=1000))
+    assert certified(tmp_path / "none") == certified(tmp_path / "big")

@@ -12,74 +12,20 @@ resumes from there with the same result as an uninterrupted run.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
 
 import torch
 
-from bench.io import write_json
-
 from bench.data import dataset_info, load_split
 from bench.jobs.common import Job, method_instance
+from bench.jobs.resume import Progress
 from bench.vicinity import parse_vicinity
 
 __all__ = ["Progress", "run"]
 
 log = logging.getLogger(__name__)
-
-
-def _state(t: torch.Tensor) -> str:
-    return base64.b64encode(t.cpu().numpy().tobytes()).decode()
-
-
-def _tensor(text: str) -> torch.Tensor:
-    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
-
-
-class Progress:
-    """An attack job's progress: batches done, their per-input outcomes, seconds spent, and the
-    states of the random-number generators the attack and the method's vote draw from.
-
-    Stored as ``<output>.progress.json`` (JSON, no pickle), written atomically after each batch,
-    removed when the job's output is written; a file from other settings or code is ignored.
-    """
-
-    def __init__(self, output: str | Path, key: dict, generators: dict[str, torch.Generator]):
-        self.path = Path(f"{output}.progress.json")
-        self.key = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-        self.generators = generators
-
-    def load(self) -> tuple[int, list[bool], float]:
-        """(batches done, outcomes so far, seconds so far), restoring the generators; (0, [], 0)
-        when there is nothing to resume."""
-        if not self.path.exists():
-            return 0, [], 0.0
-        data = json.loads(self.path.read_text())
-        if data.get("key") != self.key:
-            log.warning("%s belongs to other settings or code: starting over", self.path)
-            return 0, [], 0.0
-        torch.set_rng_state(_tensor(data["rng"]["torch"]))
-        if "cuda" in data["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([_tensor(s) for s in data["rng"]["cuda"]])
-        for name, gen in self.generators.items():
-            gen.set_state(_tensor(data["rng"][name]))
-        log.info("resuming after batch %d (%d inputs done)", data["batches"], len(data["correct"]))
-        return int(data["batches"]), [bool(c) for c in data["correct"]], float(data["seconds"])
-
-    def save(self, batches: int, correct: list[bool], seconds: float) -> None:
-        rng = {"torch": _state(torch.get_rng_state()),
-               **{name: _state(gen.get_state()) for name, gen in self.generators.items()}}
-        if torch.cuda.is_available():
-            rng["cuda"] = [_state(s) for s in torch.cuda.get_rng_state_all()]
-        write_json({"key": self.key, "batches": batches, "correct": [int(c) for c in correct], "seconds": seconds,
-                    "rng": rng}, self.path)
-
-    def done(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def run(smk) -> None:

@@ -1,5 +1,10 @@
 """The certification job: every setting of one table for one model, certifying the base
-classifier h (argmax of the network) by the sequential tests of :mod:`bench.certify`."""
+classifier h (argmax of the network) by the sequential tests of :mod:`bench.certify`.
+
+The test inputs are certified in blocks of ``certify.block_inputs`` (each block with its own
+seed, so a block's result does not depend on the others); after each block the job saves its
+outcomes (:class:`bench.jobs.resume.Units`), and a rerun of a job killed by its time limit
+resumes after the last finished block, with the result of an uninterrupted run."""
 from __future__ import annotations
 
 import time
@@ -12,11 +17,13 @@ from bench.checkpoint import load_model
 from bench.data import load_split
 from bench.io import write_csv
 from bench.jobs.common import Job, evaluated_model
+from bench.jobs.resume import Units
 from bench.vicinity import parse_vicinity
 
 __all__ = ["run"]
 
 SETTING = ("vicinity", "kappa", "alpha", "procedure")
+BLOCK_SEED = 7919  # block b of group i draws from seed + i + 7919 b: block 0 keeps the unblocked seed
 
 
 def run(smk) -> None:
@@ -24,21 +31,25 @@ def run(smk) -> None:
     s = job.settings
     model = evaluated_model(Path(smk.input.model).parent, job)
     test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
-    rows, frames = [], []
     # Settings on one vicinity share its sample streams (bench.certify.SampleTape); the paper's
     # procedure runs first in each group, so its `seconds` is its cost alone (Table 4).
     groups: dict[str, list[dict]] = {}
     for setting in sorted(s["settings"], key=lambda x: x["procedure"] != "paper"):
         groups.setdefault(setting["spec"], []).append(setting)
+    block = int(s.get("block_inputs") or len(test))
+    units = Units(smk.output.summary, {"settings": s, "code": job.code})
+    rows, frames = [], []
     for i, (spec, group) in enumerate(groups.items()):
         confs = [CertifyConfig(kappa=g["kappa"], alpha=g["alpha"], procedure=g["procedure"], budget=s["budget"])
                  for g in group]
-        results, clean = certify_many(classifier(model), test.images, parse_vicinity(spec), test.info.num_classes,
-                                      confs, seed=job.seed + i, progress=False)
-        for g, result in zip(group, results):
-            frame = result.frame(test.labels, clean)
-            rows.append({**job.identity, "table": s["table"], **g, **summarize(frame), "seconds": result.seconds,
-                         "samples_drawn": result.drawn, "stream": f"shared by {len(group)} settings"})
+        parts = [_block(units, f"{spec}/{start}", model, test, start, block, spec, confs,
+                        seed=job.seed + i + BLOCK_SEED * b) for b, start in enumerate(range(0, len(test), block))]
+        for j, g in enumerate(group):
+            frame = pd.concat([pd.DataFrame(p["frames"][j]) for p in parts], ignore_index=True)
+            rows.append({**job.identity, "table": s["table"], **g, **summarize(frame),
+                         "seconds": sum(p["seconds"][j] for p in parts),
+                         "samples_drawn": sum(p["drawn"][j] for p in parts),
+                         "stream": f"shared by {len(group)} settings", "blocks": len(parts)})
             frames.append(frame.assign(**job.identity, **{k: g[k] for k in SETTING}))
     if s["deterministic"]:
         bare = load_model(Path(smk.input.model).parent, job.device)  # sound bounds: IEEE fp32, no wrapper
@@ -48,6 +59,26 @@ def run(smk) -> None:
             frames.append(frame.assign(**job.identity, **{k: row[k] for k in SETTING}))
     write_csv(pd.concat(frames, ignore_index=True), smk.output.inputs)
     job.write(rows, smk.output.summary, Path(smk.input.model).parent)
+    units.done()
+
+
+def _block(units: Units, name: str, model, test, start: int, size: int, spec: str, confs: list[CertifyConfig],
+           seed: int) -> dict:
+    """Certify test inputs ``start`` to ``start + size`` under every config of one vicinity, or
+    read the result a killed run of this job saved for this block."""
+    if (done := units.get(name)) is not None:
+        return done
+    images, labels = test.images[start : start + size], test.labels[start : start + size]
+    results, clean = certify_many(classifier(model), images, parse_vicinity(spec), test.info.num_classes, confs,
+                                  seed=seed, progress=False)
+    frames = []
+    for result in results:
+        frame = result.frame(labels, clean)
+        frame["input"] += start  # the position in the whole test subset
+        frames.append(frame.to_dict(orient="list"))
+    out = {"frames": frames, "seconds": [r.seconds for r in results], "drawn": [r.drawn for r in results]}
+    units.put(name, out)
+    return out
 
 
 def _deterministic(job: Job, model, test, spec: str) -> tuple[dict, pd.DataFrame | None]:
