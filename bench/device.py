@@ -2,12 +2,26 @@
 
 A GPU job that silently falls back to the CPU (a node whose driver is too old for torch's CUDA
 build, say) runs on CPU threads until its time limit: :func:`resolve_device` refuses instead.
+
+On a node with several GPUs visible to a job (a local ``snakemake --cores N --resources gpu=G``
+run; a SLURM job sees only the GPUs it was given), each job leases one GPU for its lifetime
+(:func:`lease_gpu`: an exclusive lock per GPU), so concurrent jobs spread over the GPUs instead
+of all running on GPU 0.
 """
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import tempfile
+from pathlib import Path
+
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["lease_gpu", "resolve_device"]
+
+log = logging.getLogger(__name__)
+_LEASES: list = []  # open lock files: a lease lasts as long as the job's process
 
 
 def _no_cuda_reason() -> str:
@@ -23,7 +37,8 @@ def _no_cuda_reason() -> str:
 
 
 def resolve_device(device: str | None = None, require_gpu: bool = False) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU.
+    """``device`` if given (``cuda`` without an index: a leased GPU, :func:`lease_gpu`), else
+    CUDA when available, else the CPU.
 
     A ``cuda`` device that is not available, or ``require_gpu`` (the job's resources ask for a
     GPU) on a machine without one, raises RuntimeError with the reason, never a CPU fallback.
@@ -33,6 +48,51 @@ def resolve_device(device: str | None = None, require_gpu: bool = False) -> torc
         asked = f"device: {device}" if device else "resources.gpus > 0"
         raise RuntimeError(f"the config asks for a GPU ({asked}) but none is usable: {_no_cuda_reason()}. "
                            "Run on a GPU node, or set device: cpu and resources.gpus: 0 to run on the CPU.")
-    if device:
+    if device and str(device) != "cuda":
         return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    count = torch.cuda.device_count()
+    if count == 1:
+        return torch.device("cuda")
+    index = lease_gpu([_uuid(i) for i in range(count)])
+    torch.cuda.set_device(index)
+    return torch.device(f"cuda:{index}")
+
+
+def _uuid(index: int) -> str:
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    # the physical GPU, not its index: two jobs that see different subsets of a node's GPUs
+    # (CUDA_VISIBLE_DEVICES) then never lock the same GPU under two names
+    return str(uuid) if uuid is not None else f"index{index}"
+
+
+def lease_gpu(gpus: list[str], lock_dir: str | Path | None = None) -> int:
+    """The index in ``gpus`` (GPU identifiers) of a GPU no other job holds, leased until this
+    process ends (an exclusive ``flock`` on ``<lock_dir>/gpu-<id>.lock``; ``lock_dir`` defaults
+    to ``$BENCH_GPU_LOCKS`` or a per-user folder under the temporary directory).
+
+    With every GPU leased (more GPU jobs than GPUs: run Snakemake with ``--resources gpu=G``,
+    G the number of GPUs), it waits for the GPU ``pid % len(gpus)``, logged, rather than
+    overfilling one GPU's memory.
+    """
+    folder = Path(lock_dir or os.environ.get("BENCH_GPU_LOCKS")
+                  or Path(tempfile.gettempdir()) / f"bench-gpu-locks-{os.getuid()}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, gpu in enumerate(gpus):
+        handle = open(folder / f"gpu-{gpu}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _LEASES.append(handle)
+        log.info("leased GPU %d (%s) of %d", index, gpu, len(gpus))
+        return index
+    index = os.getpid() % len(gpus)
+    log.warning("all %d GPUs are leased by other jobs (run Snakemake with --resources gpu=%d): waiting for GPU %d",
+                len(gpus), len(gpus), index)
+    handle = open(folder / f"gpu-{gpus[index]}.lock", "w")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    _LEASES.append(handle)
+    return index
