@@ -85,18 +85,30 @@ def cmd_params(args: argparse.Namespace) -> None:
 
 
 def cmd_methods(args: argparse.Namespace) -> None:
+    if args.recipes:
+        from bench.recipes import recipe_table
+
+        table = recipe_table(args.method or None)
+        if args.out:
+            from bench.io import write_csv
+
+            write_csv(table, args.out)
+        with pd.option_context("display.max_colwidth", 110, "display.width", 250):
+            print(table.to_string(index=False))
+        return
     rows = [{"key": k, "name": get_method(k).name, "vote": get_method(k).vote,
              "architectures": " ".join(get_method(k).architectures), "citation": get_method(k).citation}
             for k in available_methods()]
     log.info("registered methods:\n%s", pd.DataFrame(rows).to_string(index=False))
 
 
-def _fetch_targets(args: argparse.Namespace) -> tuple[list[str], Path]:
-    """The datasets ``data fetch`` stages and the root it stages them under."""
+def _fetch_targets(args: argparse.Namespace) -> tuple[list[str], Path, dict[str, int]]:
+    """The datasets ``data fetch`` stages, the root it stages them under, and those the config
+    asks to write synthetically (``data.synthetic``: images per class)."""
     if args.config is None:
         if args.name is None:
             raise SystemExit("bench data fetch: give a dataset NAME or --config CONFIG")
-        return [args.name], args.root if args.root is not None else bdata.default_root()
+        return [args.name], args.root if args.root is not None else bdata.default_root(), {}
     if args.root is not None:
         raise SystemExit("bench data fetch: --root goes with NAME; with --config the root is the config's data.root")
     import yaml
@@ -113,7 +125,7 @@ def _fetch_targets(args: argparse.Namespace) -> tuple[list[str], Path]:
     if unknown:
         raise SystemExit(f"bench data fetch: config {args.config} names unknown datasets "
                          f"{', '.join(map(str, unknown))}; known: {', '.join(bdata.DATASETS)}")
-    return names, root
+    return names, root, dict(config["data"].get("synthetic") or {})
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
@@ -121,12 +133,18 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     stdout, the reason of each failure on stderr, and a non-zero exit if any failed."""
     import sys
 
-    names, root = _fetch_targets(args)
+    from bench.synthetic import write_dataset
+
+    names, root, synthetic = _fetch_targets(args)
     failed = []
     for name in names:
         try:
+            if name in synthetic:
+                write_dataset(name, root, int(synthetic[name]))
+                log.warning("%s under %s is SYNTHETIC (bench.synthetic): a check of the mechanics, not data",
+                            name, root)
             print(bdata.stage(name, root), flush=True)
-        except (bdata.DatasetNotFoundError, bdata.DatasetLockTimeout) as exc:
+        except (bdata.DatasetNotFoundError, bdata.DatasetLockTimeout, FileExistsError) as exc:
             print(f"{name}: NOT STAGED\n{exc}", file=sys.stderr, flush=True)
             failed.append(name)
     if failed:
@@ -170,6 +188,26 @@ def cmd_run(args: argparse.Namespace) -> None:
     raise SystemExit(subprocess.run([*snakemake, "--rerun-incomplete"]).returncode)
 
 
+def cmd_plan(args: argparse.Namespace) -> None:
+    """Jobs per kind, estimated hours and peak memory of a config's DAG on a measured device
+    (:mod:`bench.estimate`); ``--jobs`` writes the per-job estimates."""
+    from bench import estimate
+
+    config = estimate.load_config(args.config)
+    try:
+        frame = estimate.estimate(config, args.device, args.throughput)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"bench plan: {exc}") from None
+    table = estimate.summary(frame, config["resources"].get("activation_memory_mb"), retries=args.retries)
+    if args.jobs:
+        from bench.io import write_csv
+
+        write_csv(frame, args.jobs)
+    log.info("%s on %s (work counted at the config's settings; hours from %s)", args.config,
+             frame["device"].iloc[0], args.throughput)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:,.3g}"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -199,7 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", type=Path, default=Path("reports/params.csv"))
     m.set_defaults(func=cmd_params)
 
-    sub.add_parser("methods", help="list the registered training methods").set_defaults(func=cmd_methods)
+    me = sub.add_parser("methods", help="list the registered training methods, or their recipes with sources")
+    me.add_argument("--recipes", action="store_true", help="every training setting of each method with its source")
+    me.add_argument("--method", nargs="*", default=None, help="only these methods (with --recipes)")
+    me.add_argument("--out", type=Path, default=None, help="also write the recipe table to this CSV")
+    me.set_defaults(func=cmd_methods)
 
     data = sub.add_parser("data", help="dataset utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -213,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a YAML config: every dataset it names, under its data.root")
     f.add_argument("--root", type=Path, default=None, help="with NAME: data root (default $BENCH_DATA or ./data)")
     f.set_defaults(func=cmd_fetch)
+    pl = sub.add_parser("plan", help="estimate a config's jobs, hours and peak memory on a measured device")
+    pl.add_argument("--estimate", dest="config", type=Path, required=True, metavar="CONFIG",
+                    help="a YAML config, e.g. config/paper.yaml")
+    pl.add_argument("--device", default="cpu",
+                    help="a device measured in the throughput file (substring of its name, e.g. cpu, H100)")
+    pl.add_argument("--throughput", type=Path, default=Path("reports/bench/throughput.csv"),
+                    help="measured images/s per architecture (benchmarks/throughput.py)")
+    pl.add_argument("--retries", type=int, default=1, help="submissions a resumable job may take beyond the "
+                                                            "first (the SLURM profile's retries)")
+    pl.add_argument("--jobs", type=Path, default=None, help="write the per-job estimates to this CSV")
+    pl.set_defaults(func=cmd_plan)
     r = sub.add_parser("run", help="run the DAG, recovering from a killed run (arguments go to snakemake)")
     r.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="e.g. --cores 2 reports/table1.csv")
     r.set_defaults(func=cmd_run)

@@ -586,6 +586,17 @@ def _read_raw(
     return images, labels
 
 
+#: a file in a data root listing the datasets :mod:`bench.synthetic` wrote there (one per line)
+SYNTHETIC_MARKER = "SYNTHETIC"
+
+
+def is_synthetic(name: str, root: str | Path) -> bool:
+    """Whether dataset ``name`` under ``root`` was written by :mod:`bench.synthetic`: its files
+    are then loaded without the official checksums (they are not the official release)."""
+    marker = Path(root) / SYNTHETIC_MARKER
+    return marker.is_file() and name in marker.read_text().split()
+
+
 def stage(name: str, root: str | Path | None = None, *, verify_checksums: bool = True) -> str:
     """Make dataset ``name`` ready under ``root`` for jobs that may run offline.
 
@@ -596,6 +607,7 @@ def stage(name: str, root: str | Path | None = None, *, verify_checksums: bool =
     """
     dataset_info(name)
     root = Path(root) if root is not None else default_root()
+    verify_checksums = verify_checksums and not is_synthetic(name, root)
     folder = root / FOLDERS[name]
     had_files = all((folder / f).is_file() for f in FILES[name])
     actions: list[str] = []
@@ -654,6 +666,7 @@ def load_split(
     if split not in SPLITS:
         raise ValueError(f"unknown split '{split}'; known: {', '.join(SPLITS)}")
     root = Path(root) if root is not None else default_root()
+    verify_checksums = verify_checksums and not is_synthetic(name, root)
     images, labels = _read_raw(name, root, split != "test", download, verify_checksums)
     if split != "test":
         train_idx, val_idx = split_indices(len(labels), seed)

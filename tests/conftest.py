@@ -1,8 +1,9 @@
 """Shared fixtures: tiny datasets written in each dataset's real on-disk format."""
 from __future__ import annotations
 
-import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,41 +35,17 @@ def make_mnist_like(root: Path, folder: str, n_train: int, n_test: int, seed: in
 
 
 def make_cifar_like(root: Path, classes: int, n_per_file: int, seed: int = 0):
-    """CIFAR python format: pickled dicts with uint8 rows of 3072 (channel-major) and labels."""
-    rng = np.random.default_rng(seed)
-    if classes == 10:
-        folder, train, test, key, meta, names = ("cifar-10-batches-py",
-            [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", "batches.meta", "label_names")
-    else:
-        folder, train, test, key, meta, names = ("cifar-100-python", ["train"], ["test"], "fine_labels",
-                                                 "meta", "fine_label_names")
-    base = root / folder
-    base.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name in train + test:
-        data = rng.integers(0, 256, (n_per_file, 3072), dtype=np.uint8)
-        labels = list(rng.integers(0, classes, n_per_file))
-        with open(base / name, "wb") as f:
-            pickle.dump({"data": data, key: labels}, f)
-        written[name] = (data, labels)
-    with open(base / meta, "wb") as f:
-        pickle.dump({names: [f"class{i}" for i in range(classes)]}, f)
-    return written
+    """CIFAR python format (:func:`bench.synthetic.write_cifar`, uniform noise pixels)."""
+    from bench.synthetic import write_cifar
+
+    return write_cifar(root, classes, n_per_file, seed)
 
 
 def make_svhn_like(root: Path, n_train: int, n_test: int, seed: int = 0):
-    """SVHN .mat format: X is 32×32×3×N, y is N×1 with labels 1..10 (10 stands for digit 0)."""
-    from scipy.io import savemat
+    """SVHN .mat format (:func:`bench.synthetic.write_svhn`, uniform noise pixels)."""
+    from bench.synthetic import write_svhn
 
-    rng = np.random.default_rng(seed)
-    out = {}
-    (root / "svhn").mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("test", n_test)):
-        X = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
-        y = (np.arange(n) % 10 + 1).reshape(n, 1).astype(np.uint8)
-        savemat(root / "svhn" / f"{split}_32x32.mat", {"X": X, "y": y})
-        out[split] = (X, y)
-    return out
+    return write_svhn(root, n_train, n_test, seed)
 
 
 def train_spec(root: Path, **kw):
@@ -84,3 +61,16 @@ def train_spec(root: Path, **kw):
 @pytest.fixture
 def tiny_root(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The smoke DAG (config/smoke.yaml, ``--cores 2``) run once per session in an empty working
+    directory: (that directory, the finished Snakemake process). The tests that read its reports
+    share it (about 6 minutes on 2 CPU cores); each asserts on the return code itself."""
+    root = Path(__file__).resolve().parents[1]
+    workdir = tmp_path_factory.mktemp("smoke")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(root / "Snakefile"), "--cores", "2",
+                          "--configfile", str(root / "config" / "smoke.yaml")],
+                         cwd=workdir, capture_output=True, text=True, timeout=900)
+    return workdir, out

@@ -1,0 +1,348 @@
+"""What a config's DAG will cost before it runs: jobs per kind, and each job's work, time and
+peak memory on a named device (``python -m bench plan --estimate CONFIG``).
+
+A job's **work** is counted in image passes through its network, split into *forwards* (no
+autograd: votes, certification samples, attack queries, scoring) and *gradient passes*
+(forward + backward: training images, attack steps):
+
+- **attacks** (every Table 9 attack, AutoAttack, the adaptive vote attacks, the masking checks,
+  the transfer attack) and **training losses** are not modelled by hand: the attack (or the
+  method's loss) is *run* at the config's settings on two images through a counting stand-in
+  network that no perturbation can fool (a constant margin of 10 plus a 1e-3-scaled linear
+  term), so every attack runs its full iterations: the count is the worst case, the one a time
+  limit must allow. IBP's bound passes run inside auto_LiRPA's own graph, which the counter
+  cannot see; they are charged as 3 gradient passes per image (clean, lower and upper bound).
+- **certification**: per vicinity of a table job, every test input costs between the smallest
+  number of samples its settings can certify with (``typical``, n_min of the test) and the
+  budget (``worst``), plus one clean forward; audits, smoothing and validation count their
+  fixed samples.
+
+**Time** divides the passes by the architecture's measured images per second on the device
+(``reports/bench/throughput.csv``, written by ``benchmarks/throughput.py`` on each device);
+**peak memory** is the weights (with gradients and momentum when training) plus the
+activations of the largest single forward, capped by the activation budget when the config
+sets ``resources.activation_memory_mb`` and the forward is chunked (:mod:`bench.memory`: the
+vicinal losses, votes, certification; an attack's own batch is not).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from bench import plan
+from bench.data import dataset_info
+from bench.method import get_method, shape_group
+from bench.vicinity import parse_vicinity
+
+__all__ = ["THROUGHPUT", "SPLIT_SIZES", "Work", "count_passes", "estimate", "jobs", "summary"]
+
+THROUGHPUT = Path("reports/bench/throughput.csv")
+#: train / test images of each dataset's full split (torchvision's sizes)
+SPLIT_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "svhn": (73_257, 26_032),
+               "cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000)}
+IBP_PASSES = 3  # clean + lower + upper bound, per image (see the module docstring)
+
+
+@dataclass
+class Work:
+    """Image passes of one job: ``forwards`` without autograd, ``gradient`` with a backward;
+    ``worst_forwards`` for certification's worst case (every input runs to the budget)."""
+
+    forwards: float = 0.0
+    gradient: float = 0.0
+    worst_forwards: float | None = None
+    largest_call: int = 1  # images in the largest single forward (memory)
+    train: bool = False
+    chunked: bool = True  # whether that forward runs in chunks under the activation budget (bench.memory)
+
+
+class _Counter(nn.Module):
+    """A stand-in network that counts the images it is asked about and is never fooled: class
+    0 wins by a margin of 10 wherever the input is, with a small gradient for attacks to follow."""
+
+    def __init__(self, shape: tuple[int, int, int], num_classes: int):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = nn.Linear(math.prod(shape), num_classes)
+        with torch.no_grad():
+            self.linear.weight.mul_(1e-3)
+            self.linear.bias.zero_()
+            self.linear.bias[0] = 10.0
+        self.forwards = self.gradient = 0
+        self.largest = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            self.gradient += len(x)
+        else:
+            self.forwards += len(x)
+        self.largest = max(self.largest, len(x))
+        return self.linear(x.flatten(1))
+
+
+def _method(name: str, dataset: str, hparams: dict, vicinity: str):
+    return get_method(name)(hparams, dataset_info(dataset), parse_vicinity(vicinity), torch.Generator().manual_seed(0))
+
+
+def count_passes(run, shape: tuple[int, int, int], num_classes: int, images: int = 2) -> tuple[float, float, int]:
+    """(forwards, gradient passes) per image and the largest call, of ``run(model, x, y)`` on
+    ``images`` images through the counting stand-in network."""
+    model = _Counter(shape, num_classes)
+    x, y = torch.rand(images, *shape), torch.zeros(images, dtype=torch.long)
+    run(model, x, y)
+    return model.forwards / images, model.gradient / images, model.largest
+
+
+@functools.cache
+def _attack_passes(attack: str, shape: tuple[int, int, int], num_classes: int, settings_json: str,
+                   method: str | None = None) -> tuple[float, float, int]:
+    """Passes of one attack's crafting; the network attacked is the same for every method
+    except in the adaptive attacks (``method`` given), which attack the method's vote."""
+    import json
+
+    from bench.adaptive import make_adaptive_attack
+    from bench.attacks import AttackBudget, autoattack, make_attack
+    from bench.masking import CHECK_ATTACKS, TRANSFER_ATTACK, check_attack
+
+    s = json.loads(settings_json)
+    budget = AttackBudget(linf=parse_vicinity(s["linf"]).eps, num_classes=num_classes, seed=0,
+                          channels=shape[0], square_queries=int(s["square_queries"]))
+
+    def run(model, x, y):
+        if attack == "AutoAttack":
+            atk = autoattack(model, budget, steps=int(s["autoattack_steps"]), queries=int(s["square_queries"]))
+        elif attack.startswith("Vote"):
+            a = s["adaptive"]
+            m = _method(method, s["dataset"], s["hparams"], s["linf"])
+            atk, _ = make_adaptive_attack(attack[len("Vote"):], model, m, budget, vote_samples=int(a["vote_samples"]),
+                                          eot_iter=int(a["eot_iter"]), steps=int(a["steps"]))
+        elif attack in CHECK_ATTACKS:
+            atk, _ = check_attack(attack, model, budget, **s["masking"])
+        elif attack == TRANSFER_ATTACK:
+            atk = make_attack("PGD", model, budget)
+        else:
+            atk = make_attack(attack, model, budget)
+        atk(x, y)
+
+    return count_passes(run, shape, num_classes)
+
+
+@functools.cache
+def _prediction_passes(method: str, dataset: str, settings_json: str) -> float:
+    """Forwards per image of the method's own prediction (its vote, or one argmax)."""
+    import json
+
+    s = json.loads(settings_json)
+    m = _method(method, dataset, s["hparams"], s["linf"])
+    info = dataset_info(dataset)
+
+    def run(model, x, y):
+        with torch.no_grad():
+            m.predict(model, x)
+
+    return count_passes(run, info.shape, info.num_classes)[0]
+
+
+@functools.cache
+def _train_passes(method: str, dataset: str, settings_json: str) -> tuple[float, float, int]:
+    import json
+
+    if get_method(method).native_certificate == "bounds":
+        return 0.0, float(IBP_PASSES), 2
+    info = dataset_info(dataset)
+    s = json.loads(settings_json)
+    instance = _method(method, dataset, s["hparams"], s["vicinity"])
+    return count_passes(lambda model, x, y: instance.loss_and_backward(instance.prepare(model, x), x, y),
+                        info.shape, info.num_classes)
+
+
+def _split(config: dict, dataset: str, split: str, per_class: int | None) -> int:
+    full = SPLIT_SIZES[dataset][0 if split == "train" else 1]
+    return full if per_class is None else min(full, int(per_class) * dataset_info(dataset).num_classes)
+
+
+def jobs(config: dict) -> list[dict]:
+    """Every job of ``config``'s DAG (the architectures of ``arch: paper``): kind, dataset,
+    method, arch, seed, its output, and the attack or table it runs."""
+    from bench.tables import enabled_tables
+
+    found = [{"kind": "train", **r, "output": f"{plan.result_dir(config, r)}/model.json"}
+             for r in plan.runs(config) + plan.ablation_runs(config)]
+    outputs = sorted({p for t in enabled_tables(config) for p in t.inputs(config, plan._paper_arch)})
+    for path in outputs:
+        bench_file = plan.benchmark_of(path)
+        if bench_file is None or bench_file.endswith("/train.tsv"):
+            continue
+        parts = path.split("/")
+        seed = next(i for i, p in enumerate(parts) if p.startswith("seed"))
+        model = parts[2:seed]
+        if model[0] == "ablation":
+            model = model[1:4]
+        dataset, method, arch = model[:3]
+        name = Path(bench_file).stem
+        kind, _, what = name.partition("_")
+        found.append({"kind": kind, "dataset": dataset, "method": method, "arch": arch,
+                      "seed": int(parts[seed][4:]), "output": path, "name": what or kind})
+    return found
+
+
+def work(job: dict, config: dict) -> Work:
+    """The image passes of one job (see the module docstring)."""
+    import json
+
+    from bench.config import min_samples
+    from bench.tables import get_table
+
+    d, method = job["dataset"], job["method"]
+    info = dataset_info(d)
+    main = plan.vicinities(config, d)["main"]
+    hp = get_method(method).resolve_hparams(info, config.get("hparams", {}).get(method, {}))
+    if job["kind"] == "train":
+        t = config["train"]
+        f, g, largest = _train_passes(method, d, json.dumps({"hparams": hp, "vicinity": main},
+                                                            sort_keys=True, default=str))
+        n = _split(config, d, "train", t.get("train_per_class")) * int(t["epochs"])
+        batch = t["batch_size"] if t["batch_size"] != "recipe" else get_method(method).batch_size[shape_group(info)]
+        return Work(forwards=f * n, gradient=g * n, largest_call=int(largest / 2 * int(batch)), train=True)
+    if job["kind"] == "attack":
+        a = config["attacks"]
+        name = job["name"]
+        s = {"linf": main, "square_queries": a["square_queries"], "autoattack_steps": a["autoattack_steps"],
+             "masking": {k: config.get("masking", {}).get(k) for k in ("more_steps", "unbounded_steps")}}
+        if name.startswith("Vote"):  # the vote attacked depends on the method and the dataset
+            s.update(hparams=hp, dataset=d, adaptive=config.get("adaptive"))
+        key = json.dumps(s, sort_keys=True, default=str)
+        f, g, largest = _attack_passes(name, info.shape, info.num_classes, key,
+                                       method if name.startswith("Vote") else None)
+        f += _prediction_passes(method, d, json.dumps({"hparams": hp, "linf": main}, sort_keys=True, default=str))
+        n = _split(config, d, "test", a.get("test_per_class"))
+        # only votes (the method's prediction, the adaptive attacks' VoteModel) run in chunks
+        chunked = name.startswith("Vote") or get_method(method).vote
+        return Work(forwards=f * n, gradient=g * n, largest_call=int(largest / 2 * int(a["batch_size"])), train=g > 0,
+                    chunked=chunked)
+    c = config["certify"]
+    n_test = _split(config, d, "test", c.get("test_per_class"))
+    if job["kind"] == "certify":
+        settings = get_table(job["name"]).settings(config, plan.vicinities(config, d))
+        typical = worst = 0
+        for spec in {s["spec"] for s in settings}:
+            group = [s for s in settings if s["spec"] == spec]
+            typical += max(min_samples(s["procedure"], s["kappa"], s["alpha"]) or 1 for s in group) + 1
+            worst += int(c["budget"]) + 1
+        return Work(forwards=typical * n_test, worst_forwards=worst * n_test, largest_call=4096)
+    if job["kind"] == "audit":
+        a = config["audit"]
+        groups = len(get_table("table1").settings(config, plan.vicinities(config, d)))
+        return Work(forwards=groups * int(a["inputs"]) * int(a["samples"]), largest_call=256)
+    if job["kind"] == "native":
+        nat = config["native"]
+        n = _split(config, d, "test", nat.get("test_per_class"))
+        sm = nat["smoothing"]
+        per = int(sm["n0"]) + int(sm["n"]) if get_method(method).native_certificate == "smoothing" else 2 * 3
+        return Work(forwards=per * n, largest_call=4096)
+    if job["kind"] == "validation":
+        n = _split(config, d, "train", config["train"].get("val_per_class"))
+        return Work(forwards=n * int(c["budget"]), largest_call=4096)
+    raise ValueError(f"no cost model for job kind {job['kind']!r}")
+
+
+def throughput(device: str, path: Path = THROUGHPUT) -> pd.DataFrame:
+    """The measured rows of ``device`` (a substring of the ``device`` column, case-insensitive)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python benchmarks/throughput.py` on the device first")
+    table = pd.read_csv(path)
+    rows = table[table["device"].str.contains(device, case=False, regex=False)]
+    if rows.empty:
+        raise ValueError(f"no throughput measured on a device matching {device!r}; measured: "
+                         f"{', '.join(sorted(table['device'].unique()))}. Run `python benchmarks/throughput.py` "
+                         "on it and pass its name")
+    if rows["device"].nunique() > 1:
+        raise ValueError(f"{device!r} matches several devices: {', '.join(sorted(rows['device'].unique()))}")
+    return rows
+
+
+def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame:
+    """One row per job: its kind, model, work, estimated hours (typical and worst case), peak
+    memory (GiB) and the time limit it runs under (minutes, from ``resources``)."""
+    measured = throughput(device, path)
+    device_name = measured["device"].iloc[0]
+    rates = measured.set_index(["arch", "shape", "phase"])
+    rows = []
+    for job in jobs(config):
+        w = work(job, config)
+        shape = shape_group(dataset_info(job["dataset"]))
+        fwd = rates.loc[(job["arch"], shape, "forward")]
+        grad = rates.loc[(job["arch"], shape, "train")]
+        seconds = w.forwards / fwd["images_per_s"] + w.gradient / grad["images_per_s"]
+        worst = seconds if w.worst_forwards is None else w.worst_forwards / fwd["images_per_s"]
+        per_image = (grad if w.train else fwd)["activation_mib_per_image"]
+        weights = fwd["parameters"] * 4 / 2**20 * (3 if w.train else 1)  # + gradients and momentum
+        limit = config["resources"]["train_minutes" if job["kind"] == "train" else "eval_minutes"]
+        rows.append({**{k: job.get(k) for k in ("kind", "name", "dataset", "method", "arch")},
+                     "forwards": w.forwards, "gradient_passes": w.gradient,
+                     "hours": seconds / 3600, "worst_hours": worst / 3600,
+                     "weights_gib": weights / 1024, "activations_gib": w.largest_call * per_image / 1024,
+                     "image_gib": per_image / 1024, "chunked": w.chunked, "limit_minutes": limit,
+                     "device": device_name})
+    return pd.DataFrame(rows)
+
+
+def peak_gib(frame: pd.DataFrame, budget_mb: int | str | None, memory_gib: float) -> pd.Series:
+    """Each job's peak memory on a device of ``memory_gib``: weights plus the largest forward's
+    activations, cut to the activation budget (``resources.activation_memory_mb``: MiB, or
+    ``auto``, 80 % of what the weights leave free; never below one image per chunk)."""
+    activations = frame["activations_gib"]
+    if budget_mb == "auto":
+        capped = activations.clip(upper=0.8 * (memory_gib - frame["weights_gib"]))
+    elif budget_mb:
+        capped = activations.clip(upper=float(budget_mb) / 1024)
+    else:
+        capped = activations
+    activations = capped.where(frame["chunked"], activations)
+    return frame["weights_gib"] + activations.clip(lower=frame["image_gib"])
+
+
+def summary(frame: pd.DataFrame, budget_mb: int | str | None = None, retries: int = 1,
+            memories: tuple[float, ...] = (11, 80)) -> pd.DataFrame:
+    """Per job kind: jobs, total and largest hours (typical and worst case), whether every job
+    fits ``retries + 1`` runs of its time limit (the jobs resume: a killed certification or
+    attack job restarts after its last saved block or batch), the largest unchunked memory
+    (``peak_gib``) and, per device memory (GiB), the largest peak under ``budget_mb`` and
+    whether it fits."""
+    out = []
+    peaks = {m: peak_gib(frame, budget_mb, m) for m in memories}
+    unchunked = frame["weights_gib"] + frame["activations_gib"]
+    for kind, g in frame.groupby("kind", sort=False):
+        limit_h = g["limit_minutes"].iloc[0] / 60
+        row = {"kind": kind, "jobs": len(g), "forwards": g["forwards"].sum(), "gradient_passes": g["gradient_passes"].sum(),
+               "hours": g["hours"].sum(), "worst_hours": g["worst_hours"].sum(),
+               "longest_job_hours": g["worst_hours"].max(), "limit_hours": limit_h,
+               "fits_limit": bool((g["worst_hours"] <= limit_h * (retries + 1)).all()),
+               "peak_gib": unchunked[g.index].max()}
+        for m in memories:
+            row[f"peak_gib_{m:g}gb"] = peaks[m][g.index].max()
+            row[f"fits_{m:g}gb"] = bool((peaks[m][g.index] <= m).all())
+        out.append(row)
+    out.append({"kind": "all", "jobs": len(frame), "forwards": frame["forwards"].sum(),
+                "gradient_passes": frame["gradient_passes"].sum(), "hours": frame["hours"].sum(),
+                "worst_hours": frame["worst_hours"].sum(), "longest_job_hours": frame["worst_hours"].max(),
+                "peak_gib": unchunked.max()})
+    return pd.DataFrame(out)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """A config file read and validated as the Snakefile does (schema defaults filled in)."""
+    import yaml
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(Path(path).read_text())
+    validate(config, str(Path(__file__).resolve().parent.parent / "config" / "schema.yaml"))
+    return config
+

@@ -1,0 +1,109 @@
+"""``python -m bench plan --estimate``: the work it counts is the work the jobs do."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import estimate
+from bench.sequential import n_min
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return estimate.load_config(ROOT / "config" / "smoke.yaml")
+
+
+def job(kind: str, name: str, method: str = "erm", dataset: str = "fashion_mnist", arch: str = "convnet") -> dict:
+    return {"kind": kind, "name": name, "method": method, "dataset": dataset, "arch": arch, "seed": 0}
+
+
+def test_counted_attack_passes_are_the_attacks_iterations(config):
+    n = 10  # smoke: one test image per class
+    fgsm, pgd = estimate.work(job("attack", "FGSM"), config), estimate.work(job("attack", "PGD"), config)
+    assert (fgsm.gradient, fgsm.forwards) == (1 * n, 1 * n)  # one gradient step, one scoring forward
+    assert (pgd.gradient, pgd.forwards) == (10 * n, 1 * n)  # torchattacks' PGD: 10 steps
+    # the stand-in network is never fooled, so Square spends its whole query budget
+    square = estimate.work(job("attack", "Square"), config)
+    assert square.forwards >= config["attacks"]["square_queries"] * n
+    # a voting method is scored by its vote: vote_samples forwards per image
+    ours = estimate.work(job("attack", "PGD", method="ours"), config)
+    assert ours.forwards == config["hparams"]["ours"]["vote_samples"] * n
+
+
+def test_counted_training_passes_follow_the_methods_losses(config):
+    t = config["train"]
+    images = t["train_per_class"] * 10 * t["epochs"]
+    assert estimate.work(job("train", "train"), config).gradient == images
+    n = config["hparams"]["ours"]["n_samples"]
+    assert estimate.work(job("train", "train", method="ours"), config).gradient == (n + 1) * images
+    steps = config["hparams"]["pgdt"]["steps"]
+    pgdt = estimate.work(job("train", "train", method="pgdt"), config)
+    assert pgdt.gradient == (steps + 1) * images
+
+
+def test_certification_work_lies_between_n_min_and_the_budget(config):
+    from bench import plan
+    from bench.tables import get_table
+
+    c, inputs = config["certify"], 10
+    for table, vicinities in (("table1", 1), ("table2", len(c["transforms"]))):
+        settings = get_table(table).settings(config, plan.vicinities(config, "fashion_mnist"))
+        assert len({s["spec"] for s in settings}) == vicinities
+    w = estimate.work(job("certify", "table2"), config)
+    assert w.forwards == vicinities * (n_min(c["kappa"], c["alpha"]) + 1) * inputs
+    assert w.worst_forwards == vicinities * (c["budget"] + 1) * inputs
+
+
+def test_the_estimate_lists_every_job_of_the_dag_and_divides_by_measured_rates(config, tmp_path):
+    rates = [{"device": "Test GPU", "arch": a, "shape": s, "phase": p, "precision": "fp32", "batch_size": 128,
+              "images_per_s": 1000.0 if p == "forward" else 100.0, "activation_mib_per_image": 1.0,
+              "parameters": 1_000_000}
+             for a in ("convnet", "cnn7") for s in ("28x28", "32x32") for p in ("forward", "train")]
+    path = tmp_path / "throughput.csv"
+    pd.DataFrame(rates).to_csv(path, index=False)
+    frame = estimate.estimate(config, "test gpu", path)
+    counts = frame["kind"].value_counts().to_dict()
+    assert counts["train"] == 9 + len(config["ablation"]["values"])
+    assert counts["attack"] > 9 * len(config["attacks"]["names"])  # plus AutoAttack, adaptive, checks
+    assert set(counts) == {"train", "certify", "attack", "audit", "native"}
+    row = frame[(frame["kind"] == "attack") & (frame["name"] == "PGD") & (frame["method"] == "erm")].iloc[0]
+    assert row["hours"] == pytest.approx((10 / 1000 + 100 / 100) / 3600)
+    table = estimate.summary(frame)
+    assert table.set_index("kind").loc["all", "jobs"] == len(frame)
+    with pytest.raises(ValueError, match="no throughput measured on a device matching 'H100'"):
+        estimate.estimate(config, "H100", path)
+
+
+def test_the_command_prints_the_summary_and_writes_the_jobs(tmp_path, capsys):
+    from bench.cli import main
+
+    rates = [{"device": "Test GPU", "arch": a, "shape": s, "phase": p, "precision": "fp32", "batch_size": 128,
+              "images_per_s": 500.0, "activation_mib_per_image": 2.0, "parameters": 10}
+             for a in ("convnet", "cnn7") for s in ("28x28", "32x32") for p in ("forward", "train")]
+    pd.DataFrame(rates).to_csv(tmp_path / "t.csv", index=False)
+    main(["plan", "--estimate", str(ROOT / "config" / "smoke.yaml"), "--device", "Test",
+          "--throughput", str(tmp_path / "t.csv"), "--jobs", str(tmp_path / "jobs.csv")])
+    out = capsys.readouterr().out
+    assert "fits_11gb" in out and "certify" in out
+    assert len(pd.read_csv(tmp_path / "jobs.csv")) > 100
+    json.dumps(out)
+
+
+def test_the_activation_budget_bounds_the_peak_of_chunked_work_only():
+    frame = pd.DataFrame([
+        {"kind": "certify", "forwards": 1.0, "gradient_passes": 0.0, "weights_gib": 0.1, "activations_gib": 40.0, "image_gib": 0.001, "chunked": True,
+         "hours": 1.0, "worst_hours": 2.0, "limit_minutes": 60},
+        {"kind": "attack", "forwards": 1.0, "gradient_passes": 1.0, "weights_gib": 0.1, "activations_gib": 20.0, "image_gib": 0.001, "chunked": False,
+         "hours": 1.0, "worst_hours": 1.0, "limit_minutes": 60}])
+    assert estimate.peak_gib(frame, None, 11).tolist() == pytest.approx([40.1, 20.1])
+    assert estimate.peak_gib(frame, "auto", 11).tolist() == pytest.approx([0.1 + 0.8 * 10.9, 20.1])
+    assert estimate.peak_gib(frame, 2048, 11).tolist() == pytest.approx([2.1, 20.1])
+    table = estimate.summary(frame, "auto").set_index("kind")
+    assert table.loc["certify", "fits_11gb"] and not table.loc["attack", "fits_11gb"]
+    assert table.loc["certify", "fits_limit"]  # 2 h of work, a 1 h limit and one retry that resumes
+    assert not estimate.summary(frame, "auto", retries=0).set_index("kind").loc["certify", "fits_limit"]

@@ -1,0 +1,84 @@
+"""``config/gpu-check.yaml`` on the CPU at a smaller size: its 32×32 architectures (ResNet-18,
+WRN-8, ResNet-110) through every job kind, on synthetic CIFAR-10-format files staged by
+``python -m bench data fetch --config``. On a GPU the file runs as it is (README)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from test_workflow import SNAKEMAKE
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def smaller(config: dict) -> dict:
+    """The same file with the sizes a 2-core CPU runs in minutes: one 32×32 dataset, the three
+    methods whose architectures are the 32×32 ones (ERM: ResNet-18, IBP: WRN-8, RS: ResNet-110;
+    ERM is also the transfer attack's source), tiny subsets and budgets, and the smoke config's
+    small attack and sample counts."""
+    smoke = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    config = {**config, "datasets": ["cifar10"], "methods": ["erm", "ibp", "rs"], "run": "gpu-check-cpu",
+              "device": "cpu"}
+    config["data"] = {**config["data"], "synthetic": {"cifar10": 2}}
+    config["train"] = {**config["train"], "epochs": 1, "batch_size": 32, "train_per_class": 2, "val_per_class": 1}
+    config["hparams"] = {k: v for k, v in smoke["hparams"].items() if k in config["methods"]}
+    config["certify"] = {**smoke["certify"], "test_per_class": 1, "block_inputs": 4}
+    config["attacks"] = {**smoke["attacks"], "names": ["FGSM"]}
+    config["tables"] = [1, 3, 9, 11]
+    config["resources"] = {**smoke["resources"], "activation_memory_mb": 64}
+    for key in ("adaptive", "audit", "native", "masking"):
+        config[key] = smoke[key]
+    config["ablation"] = None  # the ablation trains ours, not one of these three
+    config["numerics"] = {"train": "fp32", "evaluate": "fp32", "channels_last": False}
+    return config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("gpu_check")
+    config = smaller(yaml.safe_load((ROOT / "config" / "gpu-check.yaml").read_text()))
+    path = work / "gpu-check-cpu.yaml"
+    path.write_text(yaml.safe_dump(config))
+    staged = subprocess.run([sys.executable, "-m", "bench", "data", "fetch", "--config", str(path)], cwd=work,
+                            capture_output=True, text=True, timeout=300, env={"PYTHONSAFEPATH": "1", **_env()})
+    assert staged.returncode == 0, staged.stderr
+    assert "SYNTHETIC" in staged.stderr
+    out = subprocess.run([*SNAKEMAKE, "--cores", "2", "--configfile", str(path)], cwd=work, capture_output=True,
+                         text=True, timeout=1500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return work
+
+
+def _env() -> dict:
+    import os
+
+    return dict(os.environ)
+
+
+def test_the_gpu_check_config_is_the_paper_s_recipes_on_its_architectures():
+    config = yaml.safe_load((ROOT / "config" / "gpu-check.yaml").read_text())
+    assert config["hparams"] == {} and config["arch"] == "paper"
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    assert config["train"]["batch_size"] == paper["train"]["batch_size"]
+    assert config["certify"]["budget"] == paper["certify"]["budget"]
+    assert {k: config["attacks"][k] for k in ("autoattack_steps", "square_queries")} == \
+        {k: paper["attacks"][k] for k in ("autoattack_steps", "square_queries")}
+
+
+def test_every_32x32_architecture_runs_every_job_kind(run):
+    reports = run / "reports" / "gpu-check-cpu"
+    t1 = pd.read_csv(reports / "table1.csv")
+    assert set(t1["arch"]) == {"resnet18", "wrn8", "cifar_resnet110"}
+    assert set(pd.read_csv(reports / "table9.csv")["attack"]) == {"FGSM"}
+    assert pd.read_csv(reports / "table3.csv")["value"].notna().all()  # AutoAttack
+    kinds = {p.name.split("_")[0].removesuffix(".tsv") for p in (run / "results" / "gpu-check-cpu" / "benchmarks")
+             .rglob("*.tsv")}
+    assert {"train", "certify", "attack", "audit", "native"} <= kinds
+    assert (reports / "report.html").exists()
+    # the synthetic data is marked as such where it was written
+    assert "cifar10" in (run / "data" / "gpu-check" / "SYNTHETIC").read_text()
