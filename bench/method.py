@@ -152,6 +152,13 @@ class Method:
     citation: ClassVar[str]
     architectures: ClassVar[tuple[str, ...]]
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: where each default comes from (hyperparameter -> paper section, or repository, file and
+    #: setting name); ``python -m bench methods --recipes`` prints them, a test requires one each
+    sources: ClassVar[dict[str, str]] = {}
+    #: the training batch size of the method's recipe per shape group, used when the config's
+    #: ``train.batch_size`` is ``recipe``; default: the paper's authors' scripts ('batch_size':32
+    #: in experiments/e1.py, e2.py, e3.py; the paper is silent)
+    batch_size: ClassVar[dict[str, int]] = {"28x28": 32, "32x32": 32}
     vote: ClassVar[bool] = False  # True if the method predicts by a vote over the vicinity
     #: its own certificate, run beside the probabilistic one (bench.native): "smoothing" or "bounds"
     native_certificate: ClassVar[str | None] = None
@@ -163,6 +170,7 @@ class Method:
         self.vicinity = vicinity
         self.generator = generator  # for every random draw of the method (on the data's device)
         self.epoch = 0  # set by the loop: 0-based epoch
+        self.epochs = 1  # set by the loop before optimizer(): the run's number of epochs
         self.batch = 0  # set by the loop: 0-based batch index within the epoch
         self.batches_per_epoch = 1
 

@@ -191,7 +191,10 @@ def job_settings(kind: str, config: dict, w, **extra: Any) -> dict:
         t = config["train"]
         overrides = {**config.get("hparams", {}).get(w.method, {}),
                      **({w.hparam: float(w.value)} if "hparam" in w.keys() else {})}
-        s.update(epochs=int(t["epochs"]), batch_size=int(t["batch_size"]), train_per_class=t.get("train_per_class"),
+        batch = t["batch_size"]
+        if batch == "recipe":  # the method's own (bench.method.Method.batch_size)
+            batch = get_method(w.method).batch_size[shape_group(dataset_info(w.dataset))]
+        s.update(augment=t.get("augment", "recipe"), epochs=int(t["epochs"]), batch_size=int(batch), train_per_class=t.get("train_per_class"),
                  val_per_class=t.get("val_per_class"), vicinity=vic["main"],
                  activation_memory_mb=config["resources"].get("activation_memory_mb"),
                  hparams=get_method(w.method).resolve_hparams(dataset_info(w.dataset), overrides))

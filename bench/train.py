@@ -34,6 +34,8 @@ import torch.nn as nn
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from bench.augment import augment
+from bench.augment import resolve as augment_resolve
 from bench.checkpoint import load_checkpoint, load_model, save_checkpoint, sha256
 from bench.data import DatasetInfo, Split, dataset_info, load_split
 from bench.device import resolve_device
@@ -95,6 +97,7 @@ class TrainSpec:
     plugins: list[str] = field(default_factory=list)
     precision: str = "fp32"  # "bf16": forward passes under bfloat16 autocast (bench.precision)
     channels_last: bool = False  # NHWC memory format for the model and its batches
+    augment: str = "recipe"  # training-batch augmentation (bench.augment): recipe, none, crop4+flip
 
     def identity(self) -> dict:
         """The fields that must match for a checkpoint to be resumed (not device or paths)."""
@@ -109,7 +112,7 @@ class TrainSpec:
 
 
 #: identity fields added after checkpoints were first written, with the value older runs had
-_IDENTITY_DEFAULTS = {"precision": FP32.dtype, "channels_last": FP32.channels_last}
+_IDENTITY_DEFAULTS = {"precision": FP32.dtype, "channels_last": FP32.channels_last, "augment": "none"}
 
 
 def _resolve(spec: TrainSpec):
@@ -128,6 +131,7 @@ def _resolve(spec: TrainSpec):
                          "computes interval bounds (bench.lirpa), which stay IEEE fp32; use precision 'fp32'")
     vicinity = spec.vicinity or default_vicinity(info)
     parse_vicinity(vicinity)
+    augment_resolve(spec.augment, info)  # refuses an unknown name before any work
     return cls, info, hparams, vicinity
 
 
@@ -167,9 +171,12 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
     shuffle = torch.Generator().manual_seed(spec.seed)
     noise = torch.Generator(device=device).manual_seed(spec.seed + 1)
     method = cls(hparams, info, parse_vicinity(vicinity_spec), noise)
+    method.epochs = spec.epochs
     trained = method.prepare(model, train_split.images[: spec.batch_size])
     optimizer, scheduler = method.optimizer(model, spec.arch)
-    generators = {"shuffle": shuffle, "noise": noise}
+    augmentation = augment_resolve(spec.augment, info)
+    crops = torch.Generator(device=device).manual_seed(spec.seed + 2)
+    generators = {"shuffle": shuffle, "noise": noise, "augment": crops}
 
     rows: list[dict] = []
     start_epoch = 0
@@ -196,7 +203,7 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
     for epoch in range(start_epoch, spec.epochs):
         method.epoch = epoch
         row = _train_epoch(method, trained, model, optimizer, train_split, spec.batch_size, shuffle,
-                           epoch, progress, numerics)
+                           epoch, progress, numerics, lambda x: augment(augmentation, x, crops))
         scheduler.step()
         row["val_accuracy"] = accuracy(model, val_split, precision=numerics)
         rows.append(row)
@@ -228,7 +235,7 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
 
 def _train_epoch(method, trained: nn.Module, model: nn.Module, optimizer, split: Split,
                  batch_size: int, shuffle: torch.Generator, epoch: int, progress: bool,
-                 numerics: Precision = FP32) -> dict:
+                 numerics: Precision = FP32, augment_batch=lambda x: x) -> dict:
     """One pass over ``split`` in a seeded order; NaN or infinite loss stops with its place.
 
     The losses are checked every :data:`FINITE_CHECK_EVERY` batches and at the end, and also
@@ -239,7 +246,7 @@ def _train_epoch(method, trained: nn.Module, model: nn.Module, optimizer, split:
     tally = _EpochTally(method.key, epoch, split.labels.device)
     try:
         _run_batches(method, trained, model, optimizer, split, batch_size, shuffle, epoch, progress,
-                     numerics, tally)
+                     numerics, tally, augment_batch)
     except Exception:
         tally.check()  # a NaN loss before the error explains it: report that
         raise
@@ -254,7 +261,7 @@ def _train_epoch(method, trained: nn.Module, model: nn.Module, optimizer, split:
 
 def _run_batches(method, trained: nn.Module, model: nn.Module, optimizer, split: Split,
                  batch_size: int, shuffle: torch.Generator, epoch: int, progress: bool,
-                 numerics: Precision, tally: "_EpochTally") -> None:
+                 numerics: Precision, tally: "_EpochTally", augment_batch=lambda x: x) -> None:
     """The training steps of one epoch. The method's loss and the backward pass it runs are under
     :func:`bench.precision.autocast` at ``numerics`` (each backward op runs in its forward op's
     dtype; the gradients land in the fp32 weights' ``.grad``); ``after_backward`` and the
@@ -264,7 +271,7 @@ def _run_batches(method, trained: nn.Module, model: nn.Module, optimizer, split:
                desc=f"{method.key} epoch {epoch + 1}", leave=False, disable=not progress)
     for batch, (images, labels) in enumerate(bar):
         method.batch = batch
-        images = prepare_input(images, numerics)
+        images = prepare_input(augment_batch(images), numerics)
         trained.train()
         optimizer.zero_grad(set_to_none=True)
         with autocast(split.labels.device, numerics):

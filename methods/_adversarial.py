@@ -12,6 +12,15 @@ from bench.method import Method
 
 LINF_ATTACK = {"28x28": {"eps": 0.3, "step_size": 0.01, "steps": 40},
                "32x32": {"eps": 8 / 255, "step_size": 2 / 255, "steps": 10}}
+#: where LINF_ATTACK's values come from (the baselines' own settings: their original code)
+LINF_SOURCES = {
+    "eps": "28x28: 0.3, 32x32: 8/255: paper Table 1 (the certified L∞ radius); MadryLab mnist_challenge / "
+           "cifar10_challenge config.json 'epsilon'",
+    "step_size": "28x28: 0.01 (MadryLab mnist_challenge config.json 'a'); 32x32: 2/255 (cifar10_challenge "
+                 "'step_size': 2.0). The authors' harness trains with 7 steps of 0.1 on MNIST (experiments/e1.py): "
+                 "not used, a baseline's own settings come from its original code",
+    "steps": "28x28: 40 (mnist_challenge 'k'); 32x32: 10 (cifar10_challenge 'num_steps'; TRADES --num-steps 10)",
+}
 
 
 class AdversarialMethod(Method):

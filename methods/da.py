@@ -1,8 +1,8 @@
 """DA: data augmentation (Shorten & Khoshgoftaar 2019) with uniform draws of the vicinity.
 
 Loss: the cross-entropy averaged over ``n_samples`` draws t ~ U(B(x)) per input, the mean term
-of the paper's Eq. (5) alone (``ours`` with λ = 0). ``n_samples`` defaults to ``ours``'s n so
-that the two differ only by the standard-deviation term. Under a memory budget the batch runs in
+of the paper's Eq. (5) alone (``ours`` with λ = 0, as the paper's Section 4.3 describes it).
+``n_samples`` is ``ours``'s n (50) so that the two differ only by the standard-deviation term. Under a memory budget the batch runs in
 chunks of whole images (:class:`bench.method.VicinalMethod`).
 """
 import torch.nn.functional as F
@@ -16,7 +16,9 @@ class DA(VicinalMethod):
     name = "DA"
     citation = "Shorten & Khoshgoftaar, A survey on image data augmentation for deep learning, 2019"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
-    defaults = {"all": {"n_samples": 16}}
+    defaults = {"all": {"n_samples": 50}}
+    sources = {"n_samples": "= ours' n (authors' code 'num':50): the paper's DA is ours with λ = 0 (Section 4.3); "
+                            "no source gives DA its own n"}
 
     def image_losses(self, model, images, labels, samples, batch_size):
         N, n = samples.shape[:2]

@@ -10,6 +10,7 @@ class ERM(Method):
     name = "ERM"
     citation = "Vapnik, The Nature of Statistical Learning Theory, 1999"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
+    sources = {}  # no hyperparameters of its own: the shared recipe (bench.recipes)
 
     def loss(self, model, images, labels):
         logits = model(images)

@@ -1,7 +1,8 @@
 """MART (Wang et al. 2020): misclassification-aware adversarial training.
 
 Loss, as MART's ``mart_loss``: the boosted cross-entropy on x' (CE plus −log(1 − p_{y'}(x')) for
-the most likely wrong class y') + β·KL(f(x) ‖ f(x'))·(1 − f_y(x)), β = 6. x' is found by PGD on
+the most likely wrong class y') + β·KL(f(x) ‖ f(x'))·(1 − f_y(x)), β = 5 (MART's ResNet-18 script,
+the paper's architecture; its WideResNet script uses 6; MART has no MNIST script). x' is found by PGD on
 the cross-entropy (torchattacks' PGD, in eval mode); MART starts it at x + 0.001·N(0, I),
 torchattacks at a uniform point of the box. Attack settings: ``methods/_adversarial.py``.
 """
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 import torchattacks
 
 from bench.method import LossOutput, register_method
-from methods._adversarial import LINF_ATTACK, AdversarialMethod
+from methods._adversarial import LINF_ATTACK, LINF_SOURCES, AdversarialMethod
 
 
 @register_method
@@ -19,7 +20,9 @@ class MART(AdversarialMethod):
     name = "MART"
     citation = "Wang et al., Improving adversarial robustness requires revisiting misclassified examples, ICLR 2020"
     architectures = ("resnet18", "wrn8", "convnet")
-    defaults = {"all": {"beta": 6.0}, **LINF_ATTACK}
+    defaults = {"all": {"beta": 5.0}, **LINF_ATTACK}
+    sources = {"beta": "YisenWang/MART train_resnet.py --beta default=5.0 (ResNet-18; train_wideresnet.py has 6.0); "
+                       "28x28: no MART script, advbench hparams_registry mart_beta 5.0", **LINF_SOURCES}
     attack_class = torchattacks.PGD
     attack_options = {"random_start": True}
 

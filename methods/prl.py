@@ -2,7 +2,10 @@
 
 Per input, M draws t_j ~ U(B(x)) and their cross-entropies ℓ_j; the loss is the conditional
 value at risk CVaR_β(ℓ) = min_t { t + mean_j relu(ℓ_j − t) / β } (Rockafellar & Uryasev), the
-mean of the worst β-fraction of the losses, averaged over the batch. M = 20, β = 0.5.
+mean of the worst β-fraction of the losses, averaged over the batch. β = 0.05 and M = 50 draws
+plus the clean input in the set of losses, as the paper's authors ran PRL: their ``prl_step``
+(``steps.py``) takes ``torch.quantile(loss, threshold, dim=1)`` over the clean input and its
+``num`` = 50 draws, and every logged config has ``threshold`` 0.95 (``checkpoints/configs.json``).
 
 The inner minimum over t is attained at the (1−β)-quantile of the ℓ_j; by default it is solved
 exactly on the M losses, as the paper's authors' PRL step does (``torch.quantile``). advbench's
@@ -32,7 +35,19 @@ class PRL(VicinalMethod):
     name = "PRL"
     citation = "Robey et al., Probabilistically robust learning: balancing average and worst-case performance, ICML 2022"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
-    defaults = {"all": {"n_samples": 20, "beta": 0.5, "t_steps": 0, "t_step_size": 0.05}}
+    defaults = {"all": {"n_samples": 50, "beta": 0.05, "include_clean": True, "t_steps": 0, "t_step_size": 0.05}}
+    sources = {
+        "n_samples": "authors' code: experiments/e1.py, e2.py, e3.py 'num':50 (PRL's own advbench: cvar_sgd_M 20)",
+        "beta": "authors' code: steps.py prl_step, threshold 0.95 in every config of checkpoints/configs.json "
+                "(advbench's cvar_sgd_beta changed 0.05 -> 3.0 -> 0.5 over time)",
+        "include_clean": "authors' code: sampling.py prepends the clean x to its draws; steps.py prl_step takes the "
+                         "quantile over num + 1 losses",
+        "t_steps": "0: the exact quantile, as the authors' steps.py (torch.quantile); advbench CVaR_SGD: 5 steps",
+        "t_step_size": "advbench hparams_registry cvar_sgd_t_step_size (used only when t_steps > 0)",
+    }
+
+    def inputs_per_image(self) -> int:
+        return self.draws() + int(bool(self.hparams["include_clean"]))
 
     def threshold(self, losses: torch.Tensor, batch_size: int) -> torch.Tensor:
         """t per row of the detached losses (N'×M): the exact quantile, or advbench CVaR_SGD's
@@ -47,6 +62,8 @@ class PRL(VicinalMethod):
         return t
 
     def image_losses(self, model, images, labels, samples, batch_size):
+        if self.hparams["include_clean"]:
+            samples = torch.cat([images.unsqueeze(1), samples], 1)
         N, M = samples.shape[:2]
         beta = float(self.hparams["beta"])
         targets = labels.repeat_interleave(M)

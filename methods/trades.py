@@ -3,13 +3,14 @@
 x' maximises the KL divergence from the clean prediction by PGD from x + 0.001·N(0, I)
 (torchattacks' TPGD, which is TRADES' own attack), in eval mode. The KL term is summed over
 classes and averaged over the batch, as TRADES' ``KLDivLoss(size_average=False) / batch_size``.
-β = 6 (TRADES' CIFAR setting; its MNIST script uses 1.0). Attack settings: ``methods/_adversarial.py``.
+β = 1 on 28×28 data (TRADES' ``train_trades_mnist.py``), 6 on 32×32 (``train_trades_cifar10.py``).
+Attack settings: ``methods/_adversarial.py``.
 """
 import torch.nn.functional as F
 import torchattacks
 
 from bench.method import LossOutput, register_method
-from methods._adversarial import LINF_ATTACK, AdversarialMethod
+from methods._adversarial import LINF_ATTACK, LINF_SOURCES, AdversarialMethod
 
 
 @register_method
@@ -18,7 +19,9 @@ class TRADES(AdversarialMethod):
     name = "TRADES"
     citation = "Zhang et al., Theoretically principled trade-off between robustness and accuracy, ICML 2019"
     architectures = ("resnet18", "wrn8", "convnet")
-    defaults = {"all": {"beta": 6.0}, **LINF_ATTACK}
+    defaults = {"all": {"beta": 6.0}, **LINF_ATTACK, "28x28": {**LINF_ATTACK["28x28"], "beta": 1.0}}
+    sources = {"beta": "28x28: yaodongyu/TRADES train_trades_mnist.py --beta default=1.0; "
+                       "32x32: train_trades_cifar10.py --beta default=6.0", **LINF_SOURCES}
     attack_class = torchattacks.TPGD
 
     def loss(self, model, images, labels):

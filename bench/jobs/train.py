@@ -16,7 +16,7 @@ def run(smk) -> None:
                      batch_size=s["batch_size"], vicinity=s["vicinity"], hparams=s["hparams"],
                      train_per_class=s["train_per_class"], val_per_class=s["val_per_class"], device=str(job.device),
                      data_root=s["data_root"], plugins=list(smk.config.get("plugins", [])), precision=s["precision"],
-                     channels_last=s["channels_last"])
+                     channels_last=s["channels_last"], augment=s.get("augment", "recipe"))
     # Snakemake reruns this job exactly when its settings or code changed: a checkpoint left from
     # before is of the old ones, so it is discarded rather than resumed
     train(spec, Path(smk.output.model).parent, progress=False, provenance=job.provenance(),
