@@ -146,3 +146,14 @@ def test_method_defaults_follow_their_originals():
     assert get_method("mart").resolve_hparams(CIFAR)["beta"] == 5.0
     assert get_method("ibp").batch_size == {"28x28": 256, "32x32": 128}
     assert get_method("ours").batch_size == {"28x28": 32, "32x32": 32}
+
+
+def test_the_committed_recipe_table_is_the_code_s(table):
+    import pandas as pd
+    from pathlib import Path
+
+    committed = pd.read_csv(Path(__file__).resolve().parent.parent / "docs" / "recipes.csv", dtype=str,
+                            keep_default_na=False)
+    current = table.astype(str)
+    assert committed.to_dict("records") == current.to_dict("records"), \
+        "docs/recipes.csv is stale: python -m bench methods --recipes --out docs/recipes.csv"
