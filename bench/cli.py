@@ -199,10 +199,12 @@ def cmd_plan(args: argparse.Namespace) -> None:
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"bench plan: {exc}") from None
     table = estimate.summary(frame, config["resources"].get("activation_memory_mb"), retries=args.retries)
-    if args.jobs:
-        from bench.io import write_csv
+    from bench.io import write_csv
 
+    if args.jobs:
         write_csv(frame, args.jobs)
+    if args.out:
+        write_csv(table.assign(config=str(args.config), device=frame["device"].iloc[0]), args.out)
     log.info("%s on %s (work counted at the config's settings; hours from %s)", args.config,
              frame["device"].iloc[0], args.throughput)
     print(table.to_string(index=False, float_format=lambda x: f"{x:,.3g}"))
@@ -265,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--retries", type=int, default=1, help="submissions a resumable job may take beyond the "
                                                             "first (the SLURM profile's retries)")
     pl.add_argument("--jobs", type=Path, default=None, help="write the per-job estimates to this CSV")
+    pl.add_argument("--out", type=Path, default=None, help="write the summary per job kind to this CSV")
     pl.set_defaults(func=cmd_plan)
     r = sub.add_parser("run", help="run the DAG, recovering from a killed run (arguments go to snakemake)")
     r.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="e.g. --cores 2 reports/table1.csv")

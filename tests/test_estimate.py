@@ -107,3 +107,19 @@ def test_the_activation_budget_bounds_the_peak_of_chunked_work_only():
     assert table.loc["certify", "fits_11gb"] and not table.loc["attack", "fits_11gb"]
     assert table.loc["certify", "fits_limit"]  # 2 h of work, a 1 h limit and one retry that resumes
     assert not estimate.summary(frame, "auto", retries=0).set_index("kind").loc["certify", "fits_limit"]
+
+
+@pytest.mark.parametrize("attack", ["Square", "AutoAttack", "VoteEOTPGD", "VoteAutoAttack"])
+def test_extrapolated_attack_counts_equal_direct_counts(config, attack):
+    from bench.method import get_method
+
+    info_shape, classes = (1, 28, 28), 10
+    hp = get_method("ours").resolve_hparams(estimate.dataset_info("fashion_mnist"), {"vote_samples": 3})
+    s = {"linf": "linf:0.1", "square_queries": 13, "autoattack_steps": 9, "hparams": hp, "dataset": "fashion_mnist",
+         "adaptive": {"vote_samples": 3, "eot_iter": 2, "steps": 7},
+         "masking": {"more_steps": 5, "unbounded_steps": 5}}
+    method = "ours" if attack.startswith("Vote") else None
+    extrapolated = estimate._attack_passes(attack, info_shape, classes, json.dumps(s, sort_keys=True), method)
+    direct = estimate._count_attack(attack, info_shape, classes, s, method)
+    assert extrapolated[:2] == pytest.approx(direct[:2])
+    assert extrapolated[1] + extrapolated[0] > 0

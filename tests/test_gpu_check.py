@@ -29,10 +29,12 @@ def smaller(config: dict) -> dict:
     config["hparams"] = {k: v for k, v in smoke["hparams"].items() if k in config["methods"]}
     config["certify"] = {**smoke["certify"], "test_per_class": 1, "block_inputs": 4}
     config["attacks"] = {**smoke["attacks"], "names": ["FGSM"]}
-    config["tables"] = [1, 3, 9, 11]
+    config["tables"] = [1, 9]  # certify and attack jobs (AutoAttack's Table 3 runs in the smoke test)
     config["resources"] = {**smoke["resources"], "activation_memory_mb": 64}
-    for key in ("adaptive", "audit", "native", "masking"):
+    for key in ("adaptive", "masking"):
         config[key] = smoke[key]
+    config["audit"] = {**smoke["audit"], "samples": 100}
+    config["native"] = {**smoke["native"], "smoothing": {"n0": 10, "n": 50, "alpha": 0.001, "radii": [0.0]}}
     config["ablation"] = None  # the ablation trains ours, not one of these three
     config["numerics"] = {"train": "fp32", "evaluate": "fp32", "channels_last": False}
     return config
@@ -75,7 +77,6 @@ def test_every_32x32_architecture_runs_every_job_kind(run):
     t1 = pd.read_csv(reports / "table1.csv")
     assert set(t1["arch"]) == {"resnet18", "wrn8", "cifar_resnet110"}
     assert set(pd.read_csv(reports / "table9.csv")["attack"]) == {"FGSM"}
-    assert pd.read_csv(reports / "table3.csv")["value"].notna().all()  # AutoAttack
     kinds = {p.name.split("_")[0].removesuffix(".tsv") for p in (run / "results" / "gpu-check-cpu" / "benchmarks")
              .rglob("*.tsv")}
     assert {"train", "certify", "attack", "audit", "native"} <= kinds
