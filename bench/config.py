@@ -296,7 +296,7 @@ def _certify_levels(config: dict) -> dict[tuple[float, float], dict[str, list[st
         known += [p for p in procedures if p not in known]
 
     def arch_of(dataset: str, method: str, seed: int) -> str:  # which jobs run does not depend on the arch
-        return best_arch(method, dataset)
+        return best_arch(method, dataset, config)
 
     readers: dict[str, list[str]] = {}
     for table in enabled_tables(config):

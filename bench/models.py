@@ -15,7 +15,9 @@ Each builder follows the code of the work the paper cites for it:
 - ``convnet``: the Basic ConvNet of advbench (Robey et al. 2022), the PyTorch MNIST example
   network (two 3×3 convolutions, max-pool, dropout, 128-unit dense layer).
 
-A new architecture is one decorated builder: ``@register_model("name")``.
+A new architecture is one decorated builder: ``@register_model("name")``. Any model of timm's
+registry is available as ``timm:<name>`` (built from scratch with the dataset's channels and
+classes: no weights are downloaded), behind the same :class:`Normalize` layer.
 """
 from __future__ import annotations
 
@@ -62,12 +64,43 @@ def create_model(name: str, info: DatasetInfo) -> nn.Sequential:
 
     Raises ``ValueError`` listing the registered names for an unknown ``name``.
     """
+    if name.startswith(("timm:", "timm-")):  # timm:<name>, or timm-<name> as the DAG's paths write it
+        return nn.Sequential(Normalize(info.mean, info.std), timm_model(name[len(TIMM):], info))
     try:
         builder = MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model '{name}'; known: {', '.join(MODELS)}") from None
+        raise ValueError(f"unknown model '{name}'; known: {', '.join(MODELS)}, or timm:<name> for any "
+                         "model of timm's registry") from None
     net = builder(info.channels, info.image_size, info.num_classes)
     return nn.Sequential(Normalize(info.mean, info.std), net)
+
+
+#: the prefix of an architecture name taken from timm's registry (``timm:`` or ``timm-``)
+TIMM = "timm:"
+
+
+def timm_model(name: str, info: DatasetInfo) -> nn.Module:
+    """timm's model ``name`` for the dataset: ``in_chans`` and ``num_classes`` from ``info``,
+    ``img_size`` too for the models that take one (vision transformers), random weights
+    (``pretrained=False``: nothing is downloaded)."""
+    import timm
+
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name}*")[:10]
+        raise ValueError(f"timm has no model '{name}'" + (f"; close: {', '.join(close)}" if close else "")
+                         + " (timm.list_models() lists them)")
+    kwargs = {"pretrained": False, "num_classes": info.num_classes, "in_chans": info.channels}
+    try:
+        net = timm.create_model(name, img_size=info.image_size, **kwargs)
+    except TypeError:  # a model without an img_size argument (convolutional networks)
+        net = timm.create_model(name, **kwargs)
+    try:  # one image through it now, so that a shape it cannot take fails here, by name
+        with torch.no_grad(), torch.random.fork_rng():
+            net.eval()(torch.zeros(1, *info.shape))
+    except Exception as err:
+        raise ValueError(f"timm model '{name}' cannot take {info.title}'s {'×'.join(map(str, info.shape))} "
+                         f"images: {err}") from None
+    return net.train()
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -37,9 +37,20 @@ def compatible_architectures(method: str) -> list[str]:
     return [arch for arch, ok in row.items() if ok == "yes"]
 
 
+def any_architecture(allowed: list[str]) -> bool:
+    """Whether a Table 7 entry allows an arbitrary network: every one of the paper's five."""
+    return set(allowed) >= {"resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet"}
+
+
 def check_compatible(method: str, arch: str, allowed: list[str] | None = None) -> None:
     """Refuse ``arch`` for ``method`` unless allowed (by default: Table 7), listing what is."""
     allowed = compatible_architectures(method) if allowed is None else allowed
+    if arch.startswith(("timm:", "timm-")):
+        if not any_architecture(allowed):
+            raise ValueError(f"method '{method}' cannot train the timm model '{arch}': its Table 7 entry allows "
+                             f"only {', '.join(allowed)}; a timm model is for the methods whose entry allows "
+                             "every architecture (any network)")
+        return
     if arch not in allowed:
         raise ValueError(
             f"method '{method}' cannot train architecture '{arch}' (Table 7); "

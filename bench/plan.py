@@ -52,18 +52,29 @@ ArchOf = Callable[[str, str, int], str]
 
 
 def methods(config: dict) -> list[str]:
-    """The config's methods, or every registered method when it says ``all``."""
+    """The config's methods, or every registered method when it says ``all``; with ``arch:
+    timm:<name>``, those whose Table 7 entry allows any network (``all`` keeps only those, a
+    listed method that cannot is refused)."""
+    from bench.paper import any_architecture
+
     chosen = config["methods"]
+    timm = str(config.get("arch", "paper")).startswith("timm:")
     if chosen == "all":
-        return available_methods()
+        return [k for k in available_methods() if not timm or any_architecture(get_method(k).architectures)]
     for key in chosen:
-        get_method(key)  # refuses unknown keys, listing the known
+        cls = get_method(key)  # refuses unknown keys, listing the known
+        if timm and not any_architecture(cls.architectures):
+            raise ValueError(f"arch: {config['arch']}: method '{key}' cannot train an arbitrary network (Table 7 "
+                             f"allows {', '.join(cls.architectures)}); remove it or use arch: paper")
     return list(chosen)
 
 
-def best_arch(method: str, dataset: str) -> str:
+def best_arch(method: str, dataset: str, config: dict | None = None) -> str:
     """The paper's choice (Appendix C.1); for a method the mapping does not cover, the mapped
-    default if the method can train it, else the first architecture it declares."""
+    default if the method can train it, else the first architecture it declares. With a
+    ``config`` whose ``arch`` is ``timm:<name>``, that model."""
+    if config is not None and str(config.get("arch", "paper")).startswith("timm:"):
+        return "timm-" + config["arch"][len("timm:"):]  # a path component: no colon
     group = PAPER_ARCH[shape_group(dataset_info(dataset))]
     declared = get_method(method).architectures
     arch = group.get(method, group["default"])
@@ -90,7 +101,7 @@ def runs(config: dict, arch_of: ArchOf | None = None) -> list[dict]:
     if config.get("arch", "paper") == "sweep" and arch_of is None:
         raise ValueError("arch: sweep needs the selected architectures (arch_of); they exist only after "
                          "the select_arch checkpoint has run")
-    arch_of = arch_of or _paper_arch
+    arch_of = arch_of or (lambda d, m, s: best_arch(m, d, config))
     return [{"dataset": d, "method": m, "arch": arch_of(d, m, s), "seed": s}
             for d in config["datasets"] for m in methods(config) for s in config["seeds"]]
 
@@ -101,7 +112,7 @@ def ablation_runs(config: dict) -> list[dict]:
     if not ab:
         return []
     get_method(ab["method"])
-    return [{"dataset": d, "method": ab["method"], "arch": best_arch(ab["method"], d), "hparam": ab["hparam"],
+    return [{"dataset": d, "method": ab["method"], "arch": best_arch(ab["method"], d, config), "hparam": ab["hparam"],
              "value": _value(v), "seed": s}
             for d in config["datasets"] for v in ab["values"] for s in config["seeds"]]
 

@@ -32,7 +32,7 @@ ACTIVATION_MEMORY = config["resources"].get("activation_memory_mb") or 0
 wildcard_constraints:
     dataset="[a-z0-9_]+",
     method="[A-Za-z0-9_]+",
-    arch="[a-z0-9_]+",
+    arch="[a-z0-9_]+|timm-[A-Za-z0-9_.]+",
     seed=r"\d+",
     attack="[A-Za-z0-9]+",
     hparam="[A-Za-z_]+",
@@ -57,7 +57,7 @@ def code(kind):
 def arch_of(dataset, method, seed):
     """The architecture a method is reported on: the paper's, or the sweep checkpoint's choice."""
     if not SWEEP:
-        return plan.best_arch(method, dataset)
+        return plan.best_arch(method, dataset, config)
     chosen = checkpoints.select_arch.get(dataset=dataset, method=method, seed=seed).output[0]
     return json.loads(open(chosen).read())["arch"]
 
