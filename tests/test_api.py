@@ -213,3 +213,11 @@ def test_an_adaptive_attack_on_a_methods_vote():
     x, y = torch.rand(3, 1, 8, 8), torch.ones(3, dtype=torch.long)
     result = attack(Constant(cls=1), x, y, attack="VoteEOTPGD", eps=0.3, method=method, steps=2, vote_samples=4)
     assert result.correct.all() and result.settings["target"].startswith("vote")
+
+
+def test_the_readme_shows_the_documented_example():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert doc_code() in blocks, "README.md's own-model example differs from docs/own_model.md's (which runs as a test)"
