@@ -10,6 +10,7 @@
 # reports/<file> is the current config's copy.
 from snakemake.utils import min_version, validate
 from bench.config import check_config
+from bench.external import register as register_external_models
 
 min_version("9.0")
 
@@ -21,6 +22,7 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, "config/schema.yaml")
+register_external_models(config)  # a models: entry is a method of its own name (bench.external)
 check_config(config)
 
 include: "rules/common.smk"

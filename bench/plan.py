@@ -24,9 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.data import dataset_info
+from bench.external import external_models
 from bench.method import available_methods, get_method, shape_group
 
 __all__ = ["ablation_runs", "attack_names", "benchmark_of", "best_arch", "candidate_runs", "code_version",
+           "external_models",
            "job_settings", "methods", "numerics", "reports_dir", "result_dir", "runs", "selection_file", "vicinities"]
 
 #: Appendix C.1: the architecture each method is reported on
@@ -40,6 +42,7 @@ ABLATION = "results/{run}/ablation/{dataset}/{method}/{arch}/{hparam}-{value}/se
 JOB_MODULES = {
     "train": ("bench.jobs.train",),
     "certify": ("bench.jobs.certify",),
+    "import": ("bench.jobs.external",),
     "attack": ("bench.jobs.attack",),
     "audit": ("bench.jobs.audit",),
     "native": ("bench.jobs.native",),
@@ -59,20 +62,24 @@ def methods(config: dict) -> list[str]:
 
     chosen = config["methods"]
     timm = str(config.get("arch", "paper")).startswith("timm:")
+    external = list(external_models(config))
     if chosen == "all":
-        return [k for k in available_methods() if not timm or any_architecture(get_method(k).architectures)]
+        return [k for k in available_methods() if k not in external
+                and (not timm or any_architecture(get_method(k).architectures))] + external
     for key in chosen:
         cls = get_method(key)  # refuses unknown keys, listing the known
         if timm and not any_architecture(cls.architectures):
             raise ValueError(f"arch: {config['arch']}: method '{key}' cannot train an arbitrary network (Table 7 "
                              f"allows {', '.join(cls.architectures)}); remove it or use arch: paper")
-    return list(chosen)
+    return list(chosen) + [k for k in external if k not in chosen]
 
 
 def best_arch(method: str, dataset: str, config: dict | None = None) -> str:
     """The paper's choice (Appendix C.1); for a method the mapping does not cover, the mapped
     default if the method can train it, else the first architecture it declares. With a
     ``config`` whose ``arch`` is ``timm:<name>``, that model."""
+    if config is not None and method in external_models(config):
+        return str(external_models(config)[method]["arch"]).replace("timm:", "timm-")
     if config is not None and str(config.get("arch", "paper")).startswith("timm:"):
         return "timm-" + config["arch"][len("timm:"):]  # a path component: no colon
     group = PAPER_ARCH[shape_group(dataset_info(dataset))]
@@ -102,8 +109,12 @@ def runs(config: dict, arch_of: ArchOf | None = None) -> list[dict]:
         raise ValueError("arch: sweep needs the selected architectures (arch_of); they exist only after "
                          "the select_arch checkpoint has run")
     arch_of = arch_of or (lambda d, m, s: best_arch(m, d, config))
-    return [{"dataset": d, "method": m, "arch": arch_of(d, m, s), "seed": s}
-            for d in config["datasets"] for m in methods(config) for s in config["seeds"]]
+    external = external_models(config)
+    trained = [{"dataset": d, "method": m, "arch": arch_of(d, m, s), "seed": s}
+               for d in config["datasets"] for m in methods(config) if m not in external for s in config["seeds"]]
+    # an external checkpoint is one model of one dataset: seed 0 names it
+    return trained + [{"dataset": e["dataset"], "method": k, "arch": best_arch(k, e["dataset"], config), "seed": 0}
+                      for k, e in external.items() if e["dataset"] in config["datasets"]]
 
 
 def ablation_runs(config: dict) -> list[dict]:
@@ -167,6 +178,10 @@ def _common(config: dict, w) -> dict:
     out = {"run": config["run"], "dataset": w.dataset, "method": w.method, "arch": w.arch, "seed": int(w.seed),
            "device": config.get("device"), "gpus": int(config["resources"]["gpus"]),
            "data_root": config["data"]["root"]}
+    if w.method in external_models(config):  # what the rows of an external checkpoint say about it
+        e = external_models(config)[w.method]
+        out["external"] = {"weights": str(e["weights"]), "predict_as": e.get("predict_as", "erm"),
+                           "claims": e.get("claims")}
     if "hparam" in w.keys():
         out.update(hparam=w.hparam, value=float(w.value))
     return out

@@ -19,6 +19,9 @@ LOGS = f"results/{NAME}/logs/{{dataset}}/{{method}}/{{arch}}/seed{{seed}}"
 ABLATION_BENCH = f"results/{NAME}/benchmarks/ablation/{{dataset}}/{{method}}/{{arch}}/{{hparam}}-{{value}}/seed{{seed}}"
 ABLATION_LOGS = f"results/{NAME}/logs/ablation/{{dataset}}/{{method}}/{{arch}}/{{hparam}}-{{value}}/seed{{seed}}"
 REPORTS = plan.reports_dir(config)
+# external checkpoints (config models:): the import_model rule, not training, makes their model
+EXTERNAL_PATTERN = "|".join(plan.external_models(config)) or "(?!)"
+TRAINED_PATTERN = f"(?!(?:{EXTERNAL_PATTERN})/)[A-Za-z0-9_]+"
 ENABLED = [t.key for t in enabled_tables(config)]
 CERTIFY_TABLES = [k for k, cls in TABLES.items() if issubclass(cls, CertificationTable)]
 SWEEP = config["arch"] == "sweep"
@@ -78,7 +81,8 @@ def run_logs(wildcards=None):
 
 def job_benchmarks(wildcards=None):
     """Every job's benchmark file, for the report's table of wall times."""
-    outputs = [f"{plan.result_dir(config, r)}/model.json" for r in plan.runs(config, arch_of)]
+    outputs = [f"{plan.result_dir(config, r)}/model.json" for r in plan.runs(config, arch_of)
+               if r["method"] not in plan.external_models(config)]  # an import is no benchmarked job
     for key in ENABLED:
         outputs += get_table(key).inputs(config, arch_of)
     outputs += [f"{plan.result_dir(config, r)}/model.json" for r in plan.ablation_runs(config)]

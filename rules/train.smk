@@ -11,6 +11,8 @@ rule train:
         f"{LOGS}/train.log",
     benchmark:
         f"{BENCH}/train.tsv"
+    wildcard_constraints:
+        method=TRAINED_PATTERN,
     threads: config["resources"]["train_threads"]
     resources:
         gpu=config["resources"]["gpus"],
@@ -20,6 +22,28 @@ rule train:
         "../envs/bench.yaml"
     script:
         "../scripts/train.py"
+
+
+rule import_model:
+    """An external checkpoint (config `models:`, bench.external) enters the DAG where training would."""
+    input:
+        weights=lambda w: plan.external_models(config)[w.method]["weights"],
+    output:
+        model=f"{RUN}/model.json",
+        weights=f"{RUN}/model.safetensors",
+        log=f"{RUN}/log.csv",
+    params:
+        settings=settings("train"),
+        code=code("import"),
+    log:
+        f"{LOGS}/import.log",
+    wildcard_constraints:
+        method=EXTERNAL_PATTERN,
+    localrule: True
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/import_model.py"
 
 
 use rule train as train_ablation with:

@@ -6,6 +6,7 @@ code it runs and nothing else. Every job reads its settings from the rule's ``pa
 files with a provenance block; no job reads another job's internals, only its declared outputs:
 
 - :mod:`~bench.jobs.train`: one model (``model.json``, ``model.safetensors``, ``log.csv``);
+- :mod:`~bench.jobs.external`: the same files from an external checkpoint (config ``models:``);
 - :mod:`~bench.jobs.certify`: the certification settings of one table for one model
   (``<table>.json``: one row per setting; ``<table>_inputs.csv``: one row per input and setting);
 - :mod:`~bench.jobs.attack`: one attack (Table 9, AutoAttack, adaptive ``Vote*``, a masking check

@@ -34,6 +34,9 @@ def activation_budget(megabytes: int | str | None, device: torch.device) -> int 
 def identity(s: dict) -> dict:
     """The keys every result row carries; ablation runs add the varied hyperparameter."""
     out = {k: s[k] for k in ("method", "dataset", "arch", "seed")}
+    if s.get("external"):  # an external checkpoint (bench.external): marked in every row
+        out["external"] = f"{s['external']['weights']}" + (f" (claims {s['external']['claims']})"
+                                                          if s["external"].get("claims") else "")
     if "hparam" in s:
         out.update(hparam=s["hparam"], value=float(s["value"]))
     return out
@@ -54,6 +57,9 @@ class Job:
         # code is stamped in params.code["method"], which is what reruns its jobs.
         for plugin in smk.config.get("plugins", []):
             load_plugin(plugin)
+        from bench.external import register
+
+        register(smk.config)  # external checkpoints are methods of their own name
         self.device = resolve_device(self.settings.get("device"), require_gpu=int(self.settings.get("gpus", 0)) > 0)
         self.seed = int(self.settings["seed"])
         self.precision = Precision.of(self.settings.get("precision"), self.settings.get("channels_last"))

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from bench.tables.base import MODEL_KEYS, Table, read_rows, register_table
+from bench.tables.base import MODEL_KEYS, SOURCE_KEYS, Table, read_rows, register_table
 
 __all__ = ["AdaptiveAutoAttack", "AdaptiveAttacks", "AttackTable", "Table3", "Table9", "attack_outcomes"]
 
@@ -51,7 +51,7 @@ class AttackTable(Table):
         df["settings"] = df["settings"].map(lambda s: json.dumps(s, sort_keys=True))
         df = df.drop(columns="attack").rename(columns={"label": "attack"})
         df["key"] = [(*[r[k] for k in MODEL_KEYS], r["attack"]) for r in df.to_dict("records")]
-        cols = ["attack", *MODEL_KEYS, "protocol", "inference", "precision", "inputs", "settings", "metric", "value", "key",
+        cols = ["attack", *MODEL_KEYS, *SOURCE_KEYS, "protocol", "inference", "precision", "inputs", "settings", "metric", "value", "key",
                 "job", "code", "model_code", "git_commit"]
         df = df[[c for c in cols if c in df]]
         return self.with_intervals(df, outcomes, ["dataset", "seed", "attack", "protocol", "metric"])

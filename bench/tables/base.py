@@ -6,7 +6,7 @@ turns them into one tidy long-form frame (:meth:`Table.build`), and its layout i
 (``rows`` × ``columns``). Certification tables also declare the settings their certify job
 runs (:meth:`CertificationTable.settings`). The DAG (``bench.plan``), the jobs, the aggregation
 rule and the HTML report loop over :data:`TABLES`; adding a table is one module in
-``bench/tables/`` with one decorated class (README: "Adding a table").
+``bench/tables/`` with one decorated class (docs/extending.md: "Adding a table").
 
 Every rate row carries ``successes`` of ``inputs``, its exact 95 % interval (``ci_low``,
 ``ci_high``, :func:`bench.stats.clopper_pearson`) and, where the table compares methods, the
@@ -32,6 +32,8 @@ ArchOf = Callable[[str, str, int], str]
 TABLES: dict[str, type["Table"]] = {}
 #: the keys of a model's identity in every row
 MODEL_KEYS = ["method", "dataset", "arch", "seed"]
+#: what a row says about where its model came from: an external checkpoint's file (bench.external)
+SOURCE_KEYS = ["external"]
 
 
 def register_table(cls: type["Table"]) -> type["Table"]:
@@ -182,7 +184,8 @@ class CertificationTable(Table):
                                           self.setting_keys)
         df = pd.DataFrame(rows)
         df["confidence"] = (1 - df["alpha"]).round(6)
-        keys = [*MODEL_KEYS, *self.setting_keys, "procedure", "inputs", "precision", "job", "code", "model_code", "git_commit"]
+        keys = [*MODEL_KEYS, *SOURCE_KEYS, *self.setting_keys, "procedure", "inputs", "precision", "job", "code",
+                "model_code", "git_commit"]
         long = df.melt(id_vars=[k for k in keys if k in df], value_vars=self.metrics, var_name="metric",
                        value_name="value")
         long["key"] = [outcome_key(r, self.setting_keys) for r in long.to_dict("records")]

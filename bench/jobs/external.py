@@ -1,0 +1,17 @@
+"""The import job: an external checkpoint (config ``models:``) written as a finished training
+run's model, after checking that it fits its architecture (:func:`bench.external.import_checkpoint`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.external import import_checkpoint
+from bench.jobs.common import Job
+
+__all__ = ["run"]
+
+
+def run(smk) -> None:
+    job = Job(smk)
+    s = job.settings
+    entry = {"name": s["method"], "dataset": s["dataset"], "arch": s["arch"], **s["external"]}
+    import_checkpoint(entry, Path(smk.output.model).parent, s["hparams"], s["vicinity"], job.provenance())
