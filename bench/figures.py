@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -40,10 +41,19 @@ def figure3(logs: dict[str, str], png: str, svg: str) -> None:
                 ax.plot(log["epoch"], log[col], marker="o", label=label)
         axes[2].plot(log["epoch"], log["train_accuracy"], marker="o", label=f"{label} train")
         axes[2].plot(log["epoch"], log["val_accuracy"], marker="s", ls="--", label=f"{label} val")
-    for ax, title in zip(axes, ("(a) mean term of Eq. (5)", "(b) standard-deviation term", "(c) accuracy (%)")):
+    titles = ("(a) mean term of Eq. (5)", "(b) standard-deviation term", "(c) accuracy")
+    ylabels = ("mean cross-entropy (nats)", "std of cross-entropy (nats)", "accuracy (%)")
+    epochs = sorted({e for path in logs.values() for e in pd.read_csv(path)["epoch"]})
+    for ax, title, ylabel in zip(axes, titles, ylabels):
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        if len(epochs) <= 12:  # epochs are whole numbers: a tick at each
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
+    fig.tight_layout()
     _save(fig, png, svg)
 
 
@@ -52,19 +62,26 @@ def figure2(ablation_csv: str, png: str, svg: str) -> None:
     defence success rate against the ablated hyperparameter (λ by default)."""
     df = pd.read_csv(ablation_csv)
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for (metric, procedure), group in df.groupby(["metric", df["procedure"].fillna("")], sort=False):
+    series = list(df.groupby(["metric", df["procedure"].fillna("")], sort=False))
+    # each series nudged sideways by a little of the λ range, so that equal values and their
+    # error bars do not hide one another (the ticks stay at the values run)
+    span = float(df["hparam_value"].max() - df["hparam_value"].min()) if len(df) else 0.0
+    for i, ((metric, procedure), group) in enumerate(series):
         g = group.groupby("hparam_value")[[c for c in ("value", "ci_low", "ci_high") if c in group]].mean()
         label = metric.replace("_", " ") + (f" ({procedure})" if metric == "certified_robust_accuracy" else "")
         # dashed and hollow for the paper's procedure, so that it shows where it equals mixture
         style = {"ls": "--", "mfc": "none", "marker": "s"} if procedure == "paper" else {"marker": "o"}
         err = ([g["value"] - g["ci_low"], g["ci_high"] - g["value"]] if "ci_low" in g else None)
-        ax.errorbar(g.index, g["value"], yerr=err, label=label, capsize=3, **style)
+        shift = 0.012 * (span or 1.0) * (i - (len(series) - 1) / 2)
+        ax.errorbar(g.index + shift, g["value"], yerr=err, label=label, capsize=3, **style)
     names = {"lam": "λ"}
     ax.set_xlabel(names.get(df["hparam"].iloc[0], df["hparam"].iloc[0]) if len(df) else "value")
     ax.set_ylabel("% of test inputs (95% interval)")
     if len(df):
         ax.set_title(f"Figure 2: {df['method'].iloc[0]} against {names.get(df['hparam'].iloc[0], df['hparam'].iloc[0])}")
-    ax.legend(fontsize=7)
+    if 0 < df["hparam_value"].nunique() <= 12:  # a tick at each value run (else matplotlib's)
+        ax.set_xticks(sorted(df["hparam_value"].unique()))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside, not over, the data
     _save(fig, png, svg)
 
 

@@ -77,13 +77,27 @@ def _cell(r: dict, colour: bool, rate: bool) -> str:
     return f"<td{style}{tip}>{text}</td>"
 
 
+# a column key whose values are bare numbers, named in the column header
+_KEY_LABELS = {"kappa": "κ = {}", "confidence": "1−α = {}"}
+
+
+def _key_label(key: str, value) -> str:
+    """A column key's value as its header shows it: metric names in words, κ = 0.1 rather than 0.1."""
+    if value is None or pd.isna(value) or value == "":
+        return ""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    if key in ("metric", "procedure"):
+        text = text.replace("_", " ")
+    return _KEY_LABELS.get(key, "{}").format(text)
+
+
 def _layout_html(df: pd.DataFrame, rows: list[str], columns: list[str], rate: bool, colour: bool) -> str:
     """The table laid out as the paper does (``rows`` × ``columns``), ours beside the paper's value."""
     index = [c for c in rows if c in df]
     columns = [c for c in columns if c in df and df[c].notna().any()]
     df = df.copy()
-    df["_col"] = (df[columns].fillna("").astype(str).agg(lambda r: " / ".join(v for v in r if v), axis=1)
-                  if columns else "value")
+    df["_col"] = (df[columns].apply(lambda r: " / ".join(v for v in (_key_label(c, r[c]) for c in columns) if v),
+                                    axis=1) if columns else "value")
     cols = list(dict.fromkeys(df["_col"]))
     out = ["<table class='sortable'><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in index + cols)
            + "</tr></thead><tbody>"]
@@ -99,7 +113,7 @@ def _layout_html(df: pd.DataFrame, rows: list[str], columns: list[str], rate: bo
 def _masking_html(df: pd.DataFrame) -> str:
     """One row per model, one column per check; a raised flag in red, with the paired counts."""
     out = ["<table><tr><th>method</th><th>dataset</th>" + "".join(
-        f"<th title='{html.escape(c)}'>{html.escape(k)}</th>"
+        f"<th title='{html.escape(c)}'>{html.escape(k.replace('_', ' '))}</th>"
         for k, c in dict(zip(df["check"], df["compares"])).items()) + "</tr>"]
     for (method, dataset), group in df.groupby(["method", "dataset"], sort=False):
         cells = ""
@@ -121,8 +135,15 @@ def _masking_html(df: pd.DataFrame) -> str:
 
 
 def _plain_html(df: pd.DataFrame) -> str:
+    """The rows as they are; a column with one value in every row is stated once below instead."""
     keep = [c for c in df.columns if c not in ("settings", "job", "code", "model_code", "git_commit")]
-    return df[keep].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="–", classes="sortable")
+    same = [c for c in keep if len(df) > 1 and df[c].nunique(dropna=False) == 1]
+    body = df[[c for c in keep if c not in same]].to_html(index=False, float_format=lambda v: f"{v:.4g}",
+                                                          na_rep="–", classes="sortable")
+    value = {c: df[c].iloc[0] for c in same}
+    note = "; ".join(f"{c} = " + ("–" if pd.isna(v) else f"{v:.4g}" if isinstance(v, float) else str(v))
+                     for c, v in value.items())
+    return body + (f"<p class='note'>Every row: {html.escape(note)}.</p>" if same else "")
 
 
 def _code_warning(df: pd.DataFrame) -> str:
@@ -158,14 +179,17 @@ def _table_html(table, df: pd.DataFrame, flagged: dict[str, list[str]]) -> str:
         return "<p class='note'>No rows (no model needs this output in this config).</p>"
     if flagged and "method" in df:
         df = df.copy()
-        df["method"] = df["method"].map(lambda m: f"{m} ⚑ masking: {', '.join(flagged[m])}" if m in flagged else m)
+        df["method"] = df["method"].map(
+            lambda m: f"{m} ⚑ masking: {', '.join(c.replace('_', ' ') for c in flagged[m])}" if m in flagged else m)
     if table.key == "masking":
         body = _masking_html(df)
     elif table.key in ("certificate_audit", "native_certificates", "arch_selection"):
         body = _plain_html(df)
     else:
         body = _layout_html(df, table.rows, table.columns, table.rate, colour=table.rate)
-    ref = sorted(set(df.get("paper_dataset", pd.Series(dtype=str)).dropna()) - set(df.get("dataset", pd.Series(dtype=str))))
+    shown = df[df["paper"].notna()] if "paper" in df else df.iloc[:0]
+    ref = sorted(set(shown.get("paper_dataset", pd.Series(dtype=str)).dropna())
+                 - set(shown.get("dataset", pd.Series(dtype=str))))
     note = (f"<p class='note'>Paper values shown are the paper's {', '.join(ref)} figures (the config's "
             "paper_reference, or the only dataset the paper reports): a reference, not the same dataset, so they "
             "are not coloured.</p>") if ref else ""
@@ -180,6 +204,17 @@ def _flags_by_method(frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
     return raised.groupby("method")["check"].agg(list).to_dict() if len(raised) else {}
 
 
+def _run_line(config: dict, frames: dict[str, pd.DataFrame]) -> str:
+    """What the numbers below rest on: the run, its datasets and seeds, the methods, the test inputs per rate."""
+    methods = sorted({m for f in frames.values() if "method" in f for m in f["method"].dropna().astype(str)})
+    inputs = [int(n) for f in frames.values() if "inputs" in f for n in f["inputs"].dropna()]
+    size = ("" if not inputs else f"; each rate over {min(inputs)} test inputs" if min(inputs) == max(inputs)
+            else f"; each rate over {min(inputs)} to {max(inputs)} test inputs")
+    return (f"<p>Run <b>{html.escape(str(config.get('run')))}</b>: "
+            f"{html.escape(', '.join(map(str, config.get('datasets', []))))}, seeds "
+            f"{html.escape(', '.join(map(str, config.get('seeds', []))))}, {len(methods)} methods{size}.</p>")
+
+
 def _provenance(config: dict) -> str:
     hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                 "cpus": os.cpu_count()}
@@ -188,7 +223,8 @@ def _provenance(config: dict) -> str:
     table = "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows) + "</table>"
     return (table + "<p class='note'>Each job's own provenance (settings, code stamps, commit, packages, device, "
             "seed) is in its output under results/&lt;run&gt;/; each table row carries the code stamps of the jobs "
-            f"behind it.</p><h3>Config</h3><pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre>")
+            "behind it.</p><details><summary>Config</summary>"
+            f"<pre>{html.escape(json.dumps(config, indent=2, default=str))}</pre></details>")
 
 
 _SORT_JS = """<script>
@@ -221,6 +257,10 @@ def html_report(tables: dict[str, str], figures: dict[str, str], times: str, con
              "table{border-collapse:collapse;margin:1em 0;font-size:13px}",
              "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}",
              "small{color:#555}.note{font-size:12px;color:#555}pre{background:#f6f6f6;padding:1em;font-size:11px}",
+             # a table wider than the page scrolls by itself; an interval or paper value is not split
+             "table{display:block;width:fit-content;max-width:100%;overflow-x:auto;border:0}",
+             "td small{white-space:nowrap}",
+             "summary{cursor:pointer}",
              ".warn{background:#fff3cd;padding:.5em}",
              "</style></head><body><h1>cpr-bench: reproduction of “Towards Certified Probabilistic Robustness with "
              "High Accuracy”</h1>",
@@ -228,8 +268,9 @@ def html_report(tables: dict[str, str], figures: dict[str, str], times: str, con
              "<b>bold</b>: the best method of the column; ≈: not significantly below the best on the same test inputs "
              f"(McNemar's exact test, p ≥ {1 - LEVEL:.2g}; hover a cell for the counts and p-value). The paper's "
              "value is below ours; green: within 2 points of it, red: below it, blue: above it (only where the "
-             "dataset is the paper's own). <b>paper</b> rows use the paper's re-test-after-every-sample procedure, "
-             "which is not a valid sequential test; <b>mixture</b> and <b>sprt</b> rows use valid ones.</p>"]
+             "dataset is the paper's own). <b>paper</b> columns use the paper's re-test-after-every-sample procedure, "
+             "which is not a valid sequential test; <b>mixture</b> and <b>sprt</b> columns use valid ones.</p>",
+             _run_line(config, frames)]
     for table in objects:
         parts += [f"<h2>{html.escape(table.title)}</h2>", _table_html(table, frames[table.key], flagged)]
     for title, path in figures.items():
@@ -237,6 +278,7 @@ def html_report(tables: dict[str, str], figures: dict[str, str], times: str, con
     jt = pd.read_csv(times)
     parts += ["<h2>Provenance</h2>", _provenance(config),
               f"<h3>Wall time of each job (total {jt['seconds'].sum():.0f} s)</h3>",
-              jt.to_html(index=False, float_format=lambda v: f"{v:.1f}", classes="sortable"), _SORT_JS,
+              f"<details><summary>{len(jt)} jobs</summary>",
+              jt.to_html(index=False, float_format=lambda v: f"{v:.1f}", classes="sortable"), "</details>", _SORT_JS,
               "</body></html>"]
     atomic_path(out, lambda tmp: tmp.write_text("\n".join(parts)))

@@ -112,8 +112,8 @@ def test_unknown_method_in_config_lists_the_known(workdir):
     assert out.returncode != 0 and "unknown method 'adamw'; known:" in out.stdout + out.stderr
 
 
-def test_smoke_dag_runs_end_to_end_with_every_method_and_column(workdir):
-    out = snakemake("--cores", "2", "--configfile", str(ROOT / "config" / "smoke.yaml"), cwd=workdir, timeout=900)
+def test_smoke_dag_runs_end_to_end_with_every_method_and_column(smoke_run):
+    workdir, out = smoke_run  # the session's one smoke run (tests/conftest.py), shared with test_browser.py
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     reports = workdir / "reports"
     methods = package_methods()
