@@ -5,7 +5,7 @@ class. For a sample of certified inputs, :func:`audit` draws a large fresh sampl
 vicinity (independent of the one that certified it), estimates that class's rate with an exact
 Clopper–Pearson interval, and calls the certificate *wrong* when the whole interval lies below
 1−κ. With the paper's procedure, which re-tests after every sample, some certificates are
-expected to be wrong far more often than α (README: false-certification table); with a valid
+expected to be wrong far more often than α (docs/certification.md: false-certification table); with a valid
 sequential test, at most about α of them.
 """
 from __future__ import annotations

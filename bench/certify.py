@@ -362,7 +362,7 @@ def classifier(model: torch.nn.Module, precision=None) -> Callable[[torch.Tensor
 
 def default_batch_size(device: torch.device) -> int:
     """Forward batch size: large on a GPU; on the CPU, small batches stay in cache and run
-    faster per image (benchmarks/certify_speed.py, README)."""
+    faster per image (benchmarks/certify_speed.py, docs/scale.md)."""
     return 4096 if torch.device(device).type == "cuda" else 256
 
 

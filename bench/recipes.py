@@ -1,5 +1,5 @@
 """The training recipe of every method on each data shape, read from the code, with a source
-for every value (``python -m bench methods --recipes``; the README and the HTML report show it).
+for every value (``python -m bench methods --recipes``; README, docs/methods.md and docs/recipes.csv show it).
 
 Rule for a value's source: the paper's text where it speaks; the paper's authors' code
 (``soumission-anonyme/probabilistic-robustness-accuracy``) where the paper is silent; a

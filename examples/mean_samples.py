@@ -1,7 +1,7 @@
 """A table defined outside the package: mean vicinity samples each certification needed.
 
 Enable it with ``plugins: [examples/mean_samples.py]`` and ``tables: [1, mean_samples]``
-(README, "Adding a table"); ``tests/test_trust.py`` builds it from a real run.
+(docs/extending.md, "Adding a table"); ``tests/test_trust.py`` builds it from a real run.
 """
 import pandas as pd
 

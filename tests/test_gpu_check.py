@@ -1,6 +1,6 @@
 """``config/gpu-check.yaml`` on the CPU at a smaller size: its 32×32 architectures (ResNet-18,
 WRN-8, ResNet-110) through every job kind, on synthetic CIFAR-10-format files staged by
-``python -m bench data fetch --config``. On a GPU the file runs as it is (README)."""
+``python -m bench data fetch --config``. On a GPU the file runs as it is (docs/scale.md)."""
 from __future__ import annotations
 
 import subprocess
