@@ -215,6 +215,51 @@ def _run_line(config: dict, frames: dict[str, pd.DataFrame]) -> str:
             f"{html.escape(', '.join(map(str, config.get('seeds', []))))}, {len(methods)} methods{size}.</p>")
 
 
+#: the tables and metrics of the first screen's summary: the paper's headline numbers
+SUMMARY = {"table1": ("Table 1", ["certified_robust_accuracy", "certified_robustness_rate", "standard_accuracy"]),
+           "table3": ("Table 3, AutoAttack", ["defence_success_rate"])}
+
+
+def _summary_html(frames: dict[str, pd.DataFrame]) -> str:
+    """The first screen's answer to "which method is best on what, by how much, with what
+    uncertainty": per headline column, the best method with its value and interval, the methods
+    not significantly below it (McNemar's exact test on the same inputs), and the margin to the
+    best of the rest with that comparison's p-value."""
+    rows = []
+    for key, (label, metrics) in SUMMARY.items():
+        df = frames.get(key)
+        if df is None or df.empty or "vs_best" not in df:
+            continue
+        group_keys = [k for k in ("dataset", "procedure", "protocol", "metric") if k in df]
+        ordered = df[df["metric"].isin(metrics)].assign(_order=lambda d: d["metric"].map(metrics.index))
+        for group, g in ordered.sort_values("_order", kind="stable").groupby(group_keys, sort=False):
+            g = g.dropna(subset=["value"])
+            if g.empty:
+                continue
+            what = dict(zip(group_keys, group if isinstance(group, tuple) else (group,)))
+            best = g[g["vs_best"].eq("best")].sort_values("value", ascending=False)
+            if best.empty:
+                continue
+            top = best.iloc[0]
+            ties = sorted(g.loc[g["vs_best"].isin(["best", "tie"]), "method"].astype(str))
+            rest = g[g["vs_best"].eq("worse")].sort_values("value", ascending=False)
+            margin = (f"{top['value'] - rest.iloc[0]['value']:+.1f} over {html.escape(str(rest.iloc[0]['method']))} "
+                      f"(p = {rest.iloc[0]['vs_best_p']:.2g})" if len(rest) else "none significantly below")
+            column = " / ".join(html.escape(str(what[k]).replace("_", " ")) for k in group_keys if k != "dataset")
+            rows.append(f"<tr><td style='text-align:left'>{label}: {column}</td><td>{html.escape(str(what.get('dataset', '')))}</td>"
+                        f"<td><b>{html.escape(str(top['method']))}</b></td>"
+                        f"<td>{top['value']:.1f} <small>[{top['ci_low']:.1f}, {top['ci_high']:.1f}]</small></td>"
+                        f"<td style='text-align:left'>{len(ties)} of {g['method'].nunique()}: "
+                        f"{html.escape(', '.join(ties))}</td><td>{margin}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Summary: the best method per headline column</h2><table><thead><tr><th>column</th><th>dataset</th>"
+            "<th>best</th><th>value [95 % CI]</th><th>not significantly below the best</th>"
+            "<th>margin to the next best (points, McNemar p)</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table><p class='note'>When most methods are not significantly below the best, this run "
+            "cannot tell them apart: certify and attack more test inputs for narrower intervals.</p>")
+
+
 def _provenance(config: dict) -> str:
     hardware = {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                 "cpus": os.cpu_count()}
@@ -270,7 +315,7 @@ def html_report(tables: dict[str, str], figures: dict[str, str], times: str, con
              "value is below ours; green: within 2 points of it, red: below it, blue: above it (only where the "
              "dataset is the paper's own). <b>paper</b> columns use the paper's re-test-after-every-sample procedure, "
              "which is not a valid sequential test; <b>mixture</b> and <b>sprt</b> columns use valid ones.</p>",
-             _run_line(config, frames)]
+             _run_line(config, frames), _summary_html(frames)]
     for table in objects:
         parts += [f"<h2>{html.escape(table.title)}</h2>", _table_html(table, frames[table.key], flagged)]
     for title, path in figures.items():

@@ -1,0 +1,27 @@
+"""The report's first screen: which method is best on what, by how much, with what uncertainty."""
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report import _summary_html
+
+
+def column(values: dict[str, tuple[float, str, float | None]]) -> pd.DataFrame:
+    return pd.DataFrame([{"method": m, "dataset": "mnist", "procedure": "mixture", "metric": "certified_robust_accuracy",
+                          "value": v, "ci_low": v - 10, "ci_high": v + 5, "vs_best": rank, "vs_best_p": p}
+                         for m, (v, rank, p) in values.items()])
+
+
+def test_the_summary_names_the_best_the_ties_and_the_margin_with_its_test():
+    frame = column({"ours": (80.0, "best", None), "da": (74.0, "tie", 0.2), "erm": (40.0, "worse", 0.001)})
+    html = _summary_html({"table1": frame})
+    assert "<b>ours</b>" in html and "80.0 <small>[70.0, 85.0]</small>" in html
+    assert "2 of 3: da, ours" in html
+    assert "+40.0 over erm (p = 0.001)" in html
+
+
+def test_a_run_that_cannot_separate_the_methods_says_so():
+    frame = column({"ours": (60.0, "best", None), "da": (50.0, "tie", 0.5)})
+    html = _summary_html({"table1": frame})
+    assert "2 of 2" in html and "none significantly below" in html
+    assert _summary_html({}) == ""
