@@ -286,7 +286,28 @@ document.querySelectorAll('table.sortable').forEach(t => t.querySelectorAll('th'
 </script>"""
 
 
-def html_report(tables: dict[str, str], figures: dict[str, str], times: str, config: dict, out: str) -> None:
+def _recipes_html(path: str | None, config: dict) -> str:
+    """The training recipes of the run's methods on its datasets' shapes, collapsed: every value
+    with its source (:mod:`bench.recipes`)."""
+    if not path:
+        return ""
+    from bench.data import dataset_info
+    from bench.method import shape_group
+
+    recipes = pd.read_csv(path, dtype=str, keep_default_na=False)
+    shapes = {shape_group(dataset_info(d)) for d in config.get("datasets", [])}
+    recipes = recipes[recipes["shape"].isin(shapes)]
+    overrides = config.get("hparams") or {}
+    note = (f" This run overrides: {html.escape(json.dumps(overrides, sort_keys=True))}." if overrides else "")
+    return ("<h2>Training recipes</h2><p class='note'>Each method's defaults as the training code uses them, with "
+            "where each comes from (paper section, the authors' code, or the baseline's original code)." + note
+            + " Epochs and batch size are the config's unless it says <code>recipe</code>.</p>"
+            f"<details><summary>{len(recipes)} settings of {recipes['method'].nunique()} methods</summary>"
+            + recipes.to_html(index=False, classes="sortable", escape=True) + "</details>")
+
+
+def html_report(tables: dict[str, str], figures: dict[str, str], times: str, config: dict, out: str,
+                recipes: str | None = None) -> None:
     """Write one self-contained HTML page (images embedded as data URIs).
 
     ``tables`` maps table keys (:data:`bench.tables.TABLES`) to their CSV; a table with
@@ -320,6 +341,7 @@ def html_report(tables: dict[str, str], figures: dict[str, str], times: str, con
         parts += [f"<h2>{html.escape(table.title)}</h2>", _table_html(table, frames[table.key], flagged)]
     for title, path in figures.items():
         parts += [f"<h2>{html.escape(title)}</h2>", _img(path)]
+    parts.append(_recipes_html(recipes, config))
     jt = pd.read_csv(times)
     parts += ["<h2>Provenance</h2>", _provenance(config),
               f"<h3>Wall time of each job (total {jt['seconds'].sum():.0f} s)</h3>",

@@ -56,10 +56,28 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule recipes:
+    """The training recipe of each trained method, every value with its source (bench.recipes)."""
+    output:
+        f"{REPORTS}/recipes.csv",
+    params:
+        methods=[m for m in plan.methods(config) if m not in plan.external_models(config)],
+        code=lambda w: {m: plan.code_version("train", m) for m in plan.methods(config)
+                        if m not in plan.external_models(config)},
+    log:
+        f"results/{NAME}/logs/recipes.log",
+    localrule: True
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/recipes.py"
+
+
 rule report:
     """One self-contained HTML page: every table beside the paper's, the figures, provenance."""
     input:
         tables=expand(f"{REPORTS}/{{table}}.csv", table=ENABLED),
+        recipes=f"{REPORTS}/recipes.csv",
         figure2=[f"{REPORTS}/figure2.png"] if config.get("ablation") else [],
         figure3=f"{REPORTS}/figure3.png",
         vicinities=f"{REPORTS}/vicinities.png",

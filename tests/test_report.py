@@ -25,3 +25,15 @@ def test_a_run_that_cannot_separate_the_methods_says_so():
     html = _summary_html({"table1": frame})
     assert "2 of 2" in html and "none significantly below" in html
     assert _summary_html({}) == ""
+
+
+def test_the_report_shows_the_recipes_of_the_run_s_shapes(tmp_path):
+    from bench.recipes import recipe_table
+    from bench.report import _recipes_html
+
+    path = tmp_path / "recipes.csv"
+    recipe_table(["ours", "ibp"]).to_csv(path, index=False)
+    html = _recipes_html(str(path), {"datasets": ["fashion_mnist"], "hparams": {"ours": {"n_samples": 4}}})
+    assert "authors&#x27; code" in html or "authors' code" in html
+    assert "<td>28x28</td>" in html and "<td>32x32</td>" not in html
+    assert "n_samples" in html and "&quot;n_samples&quot;: 4" in html
