@@ -81,4 +81,14 @@ def make_adaptive_attack(name: str, model: nn.Module, method: Method, budget: At
                  "eot_iter": eot_iter})
     if name == "EOTPGD":
         return eotpgd(target, budget, steps, eot_iter), {**settings, "steps": steps, "eot_iter": eot_iter}
-    return make_attack(name, target, budget), settings
+    attack = make_attack(name, target, budget)
+    # the block's steps and EOT draws apply to every iterative attack on the vote (torchattacks
+    # reads them from the attack's attributes when it runs), not only to EOTPGD
+    from bench.attacks import OnGray
+
+    inner = attack.attack if isinstance(attack, OnGray) else attack  # OnGray wraps an RGB-only attack
+    for attr, value in (("steps", steps), ("eot_iter", eot_iter)):
+        if hasattr(inner, attr):
+            setattr(inner, attr, int(value))
+            settings[attr] = int(value)
+    return attack, settings

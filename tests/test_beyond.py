@@ -194,3 +194,12 @@ def test_an_unbounded_attack_drives_a_real_classifier_to_zero():
     assert (model(attack(x, y)).argmax(1) != y).all()
     assert math.isclose(check_attack("PGDMoreSteps", model, AttackBudget(linf=0.1), more_steps=7)[1]["steps"], 7)
 
+
+
+@pytest.mark.parametrize("name,eot", [("PGD", False), ("APGD", True)])
+def test_the_adaptive_block_s_steps_and_eot_draws_reach_every_iterative_attack_on_the_vote(name, eot):
+    method, model = ours(), Constant(cls=1)
+    attack, settings = make_adaptive_attack(name, model, method, AttackBudget(linf=0.3, num_classes=3),
+                                            vote_samples=4, eot_iter=3, steps=7)
+    assert attack.steps == 7 and settings["steps"] == 7
+    assert (getattr(attack, "eot_iter", None) == 3) == eot and settings.get("eot_iter") == (3 if eot else None)
