@@ -389,7 +389,10 @@ def load_config(path: str | Path) -> dict[str, Any]:
     import yaml
     from snakemake.utils import validate
 
+    from bench.external import register
+
     config = yaml.safe_load(Path(path).read_text())
     validate(config, str(Path(__file__).resolve().parent.parent / "config" / "schema.yaml"))
+    register(config)  # external checkpoints are methods of their own name, as in the Snakefile
     return config
 
