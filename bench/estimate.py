@@ -220,7 +220,9 @@ def jobs(config: dict) -> list[dict]:
     method, arch, seed, its output, and the attack or table it runs."""
     from bench.tables import enabled_tables
 
-    found = [{"kind": "train", **r, "output": f"{plan.result_dir(config, r)}/model.json"}
+    external = plan.external_models(config)
+    found = [{"kind": "import" if r["method"] in external else "train", **r,
+              "output": f"{plan.result_dir(config, r)}/model.json"}
              for r in plan.runs(config) + plan.ablation_runs(config)]
     outputs = sorted({p for t in enabled_tables(config) for p in t.inputs(config, lambda d, m, s: plan.best_arch(m, d, config))})
     for path in outputs:
@@ -251,6 +253,8 @@ def work(job: dict, config: dict) -> Work:
     info = dataset_info(d)
     main = plan.vicinities(config, d)["main"]
     hp = get_method(method).resolve_hparams(info, config.get("hparams", {}).get(method, {}))
+    if job["kind"] == "import":  # an external checkpoint: read and written, no passes
+        return Work(largest_call=1)
     if job["kind"] == "train":
         t = config["train"]
         f, g, largest = _train_passes(method, d, json.dumps({"hparams": hp, "vicinity": main},
