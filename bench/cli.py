@@ -188,6 +188,58 @@ def cmd_run(args: argparse.Namespace) -> None:
     raise SystemExit(subprocess.run([*snakemake, "--rerun-incomplete"]).returncode)
 
 
+def _user_model(spec: str, weights: Path | None):
+    """``module:name`` (or ``path/to/file.py:name``): an ``nn.Module``, or a callable returning
+    one, from user code; ``weights``: a safetensors state dict loaded into it (never unpickled)."""
+    import importlib
+    import importlib.util
+
+    import torch
+
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise SystemExit(f"bench: --model {spec!r}: give module:name or path/to/file.py:name")
+    if where.endswith(".py"):
+        loader = importlib.util.spec_from_file_location(Path(where).stem, where)
+        if loader is None or not Path(where).exists():
+            raise SystemExit(f"bench: --model: no such file {where}")
+        module = importlib.util.module_from_spec(loader)
+        loader.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    try:
+        obj = getattr(module, name)
+    except AttributeError:
+        raise SystemExit(f"bench: --model: {where} has no {name!r}") from None
+    model = obj if isinstance(obj, torch.nn.Module) else obj()
+    if not isinstance(model, torch.nn.Module):
+        raise SystemExit(f"bench: --model: {spec} is not an nn.Module nor returns one (got {type(model).__name__})")
+    if weights is not None:
+        from safetensors.torch import load_file
+
+        from bench.external import check_fit
+
+        tensors = load_file(str(weights))
+        check_fit(model, tensors, f"--weights {weights} for --model {spec}")
+        model.load_state_dict(tensors)
+    return model.eval()
+
+
+def cmd_certify(args: argparse.Namespace) -> None:
+    """Certify a user's model on a dataset split (:func:`bench.api.certify`); metrics with their
+    intervals on stdout, the per-input frame and the metrics as CSV under ``--out``."""
+    from bench import api
+
+    model = _user_model(args.model, args.weights)
+    split = bdata.load_split(args.dataset, args.split, args.root, subset_per_class=args.per_class or None)
+    result = api.certify(model, split, vicinity=args.vicinity, kappa=args.kappa, alpha=args.alpha,
+                         procedure=args.procedure, budget=args.budget, seed=args.seed, progress=True)
+    if args.out:
+        write_csv(result.frame, args.out / "certificates.csv")
+        write_csv(result.metrics.reset_index(), args.out / "metrics.csv")
+    print(result.metrics.round(2).to_string())
+
+
 def cmd_plan(args: argparse.Namespace) -> None:
     """Jobs per kind, estimated hours and peak memory of a config's DAG on a measured device
     (:mod:`bench.estimate`); ``--jobs`` writes the per-job estimates."""
@@ -257,6 +309,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a YAML config: every dataset it names, under its data.root")
     f.add_argument("--root", type=Path, default=None, help="with NAME: data root (default $BENCH_DATA or ./data)")
     f.set_defaults(func=cmd_fetch)
+    c = sub.add_parser("certify", help="certify your own model (bench.api.certify) on a dataset split",
+                       description="Certify any nn.Module from your code: --model module:name or file.py:name "
+                                   "(a module, or a callable returning one), optionally --weights (safetensors).")
+    c.add_argument("--model", required=True, help="module:name or path/to/file.py:name")
+    c.add_argument("--weights", type=Path, default=None, help="a safetensors state dict for the model")
+    c.add_argument("--dataset", default="fashion_mnist", choices=list(bdata.DATASETS))
+    c.add_argument("--split", default="test", choices=["test", "val"])
+    c.add_argument("--per-class", type=int, default=10, help="images per class (default 10; 0: the whole split)")
+    c.add_argument("--root", type=Path, default=None, help="data root (default $BENCH_DATA or ./data)")
+    c.add_argument("--vicinity", default="linf:0.1", help="e.g. linf:0.1 (pixel units of [0,1] images), rotate:35")
+    c.add_argument("--kappa", type=float, default=0.01)
+    c.add_argument("--alpha", type=float, default=0.01)
+    c.add_argument("--procedure", default="mixture", choices=["paper", "mixture", "sprt"],
+                   help="mixture (default) and sprt are valid sequential tests; paper is the paper's procedure")
+    c.add_argument("--budget", type=int, default=20_000)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", type=Path, default=None, help="write certificates.csv and metrics.csv here")
+    c.set_defaults(func=cmd_certify)
     pl = sub.add_parser("plan", help="estimate a config's jobs, hours and peak memory on a measured device")
     pl.add_argument("--estimate", dest="config", type=Path, required=True, metavar="CONFIG",
                     help="a YAML config, e.g. config/paper.yaml")

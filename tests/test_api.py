@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
@@ -221,3 +222,31 @@ def test_the_readme_shows_the_documented_example():
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     assert doc_code() in blocks, "README.md's own-model example differs from docs/own_model.md's (which runs as a test)"
+
+
+def test_the_cli_certifies_a_model_from_user_code(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from bench.cli import main
+
+    (tmp_path / "my_model.py").write_text(
+        "from torch import nn\n\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))\n")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("my_model", tmp_path / "my_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    save_file(module.build().state_dict(), str(tmp_path / "w.safetensors"))
+    main(["certify", "--model", f"{tmp_path / 'my_model.py'}:build", "--weights", str(tmp_path / "w.safetensors"),
+          "--per-class", "1", "--kappa", "0.1", "--budget", "200", "--out", str(tmp_path / "out")])
+    assert "certified_robustness_rate" in capsys.readouterr().out
+    metrics = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    assert len(metrics) == 3 and (metrics["inputs"] == 10).all()
+    assert len(pd.read_csv(tmp_path / "out" / "certificates.csv")) == 10
+    save_file({"0.weight": torch.zeros(3, 3)}, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(ValueError, match="does not fit: missing keys: 1.bias, 1.weight"):
+        main(["certify", "--model", f"{tmp_path / 'my_model.py'}:build", "--weights", str(tmp_path / "bad.safetensors"),
+              "--per-class", "1"])
