@@ -22,6 +22,7 @@ __all__ = ["lease_gpu", "resolve_device"]
 
 log = logging.getLogger(__name__)
 _LEASES: list = []  # open lock files: a lease lasts as long as the job's process
+_LEASED: list[int] = []  # the GPU this process leased: asked again, it is the answer (flock is per open file)
 
 
 def _no_cuda_reason() -> str:
@@ -55,9 +56,10 @@ def resolve_device(device: str | None = None, require_gpu: bool = False) -> torc
     count = torch.cuda.device_count()
     if count == 1:
         return torch.device("cuda")
-    index = lease_gpu([_uuid(i) for i in range(count)])
-    torch.cuda.set_device(index)
-    return torch.device(f"cuda:{index}")
+    if not _LEASED:
+        _LEASED.append(lease_gpu([_uuid(i) for i in range(count)]))
+    torch.cuda.set_device(_LEASED[0])
+    return torch.device(f"cuda:{_LEASED[0]}")
 
 
 def _uuid(index: int) -> str:

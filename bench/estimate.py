@@ -261,7 +261,11 @@ def work(job: dict, config: dict) -> Work:
                                                             sort_keys=True, default=str))
         n = _split(config, d, "train", t.get("train_per_class")) * int(t["epochs"])
         batch = t["batch_size"] if t["batch_size"] != "recipe" else get_method(method).batch_size[shape_group(info)]
-        return Work(forwards=f * n, gradient=g * n, largest_call=int(largest * int(batch)), train=True)
+        from bench.method import VicinalMethod
+
+        # only the vicinal losses (n draws per image) run in chunks under the budget
+        return Work(forwards=f * n, gradient=g * n, largest_call=int(largest * int(batch)), train=True,
+                    chunked=issubclass(get_method(method), VicinalMethod))
     if job["kind"] == "attack":
         a = config["attacks"]
         name = job["name"]
@@ -274,10 +278,10 @@ def work(job: dict, config: dict) -> Work:
                                        method if name.startswith("Vote") else None)
         f += _prediction_passes(method, d, json.dumps({"hparams": hp, "linf": main}, sort_keys=True, default=str))
         n = _split(config, d, "test", a.get("test_per_class"))
-        # only votes (the method's prediction, the adaptive attacks' VoteModel) run in chunks
-        chunked = name.startswith("Vote") or get_method(method).vote
+        # the adaptive attacks' VoteModel runs in chunks; another attack's own batch does not (the
+        # scoring vote of a voting method is chunked, so it stays within the budget: not counted here)
         return Work(forwards=f * n, gradient=g * n, largest_call=int(largest * int(a["batch_size"])), train=g > 0,
-                    chunked=chunked)
+                    chunked=name.startswith("Vote"))
     c = config["certify"]
     n_test = _split(config, d, "test", c.get("test_per_class"))
     if job["kind"] == "certify":

@@ -38,13 +38,13 @@ HARNESS_SOURCES = {
 EXAMPLE = {"28x28": "mnist", "32x32": "cifar10"}
 
 
-def _optimizer_rows(method_cls, dataset: str) -> list[tuple[str, object]]:
+def _optimizer_rows(method_cls, dataset: str, epochs: int) -> list[tuple[str, object]]:
     from bench.plan import best_arch
 
     info = dataset_info(dataset)
     arch = best_arch(method_cls.key, dataset)
     method = method_cls(method_cls.resolve_hparams(info), info, None, torch.Generator())
-    method.epochs = 150  # the paper's run length: what schedules that scale with it show
+    method.epochs = epochs  # schedules that scale with the run's length (IBP's) show that run's epochs
     model = create_model(arch, info)
     opt, scheduler = method.optimizer(model, arch)
     group = opt.param_groups[0]
@@ -53,13 +53,14 @@ def _optimizer_rows(method_cls, dataset: str) -> list[tuple[str, object]]:
         rows.append(("momentum", group["momentum"]))
     rows.append(("weight_decay", group.get("weight_decay", 0.0)))
     milestones = sorted(getattr(scheduler, "milestones", {}))
-    rows.append(("lr_schedule", f"x{scheduler.gamma:g} at epochs {', '.join(map(str, milestones))} of 150"
+    rows.append(("lr_schedule", f"x{scheduler.gamma:g} at epochs {', '.join(map(str, milestones))} of {epochs}"
                  if milestones else "constant"))
     return rows
 
 
-def recipe_table(methods: list[str] | None = None) -> pd.DataFrame:
-    """One row per (method, shape, setting): its value as the training code uses it and its source."""
+def recipe_table(methods: list[str] | None = None, epochs: int = 150) -> pd.DataFrame:
+    """One row per (method, shape, setting): its value as the training code uses it and its source,
+    for a run of ``epochs`` epochs (default: the paper's 150)."""
     rows = []
     for key in methods or available_methods():
         cls = get_method(key)
@@ -67,10 +68,10 @@ def recipe_table(methods: list[str] | None = None) -> pd.DataFrame:
         for shape, dataset in EXAMPLE.items():
             info = dataset_info(dataset)
             hparams = cls.resolve_hparams(info)
-            values = [(k, v) for k, v in _optimizer_rows(cls, dataset) if k not in hparams]  # shown below
+            values = [(k, v) for k, v in _optimizer_rows(cls, dataset, epochs) if k not in hparams]  # shown below
             values += [("batch_size", cls.batch_size[shape]),
                        ("augmentation", f"{dataset}: {augmentation('recipe', info)}"),
-                       ("epochs", 150)]
+                       ("epochs", epochs)]
             for name, value in values:
                 if name == "arch":
                     source = "paper Appendix C.1 / Table 5 (the architecture each method is reported on)"

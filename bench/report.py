@@ -230,7 +230,8 @@ def _summary_html(frames: dict[str, pd.DataFrame]) -> str:
         df = frames.get(key)
         if df is None or df.empty or "vs_best" not in df:
             continue
-        group_keys = [k for k in ("dataset", "procedure", "protocol", "metric") if k in df]
+        # a column of the paper's layout, per seed: vs_best compares methods within one seed
+        group_keys = [k for k in ("dataset", "seed", "vicinity", "procedure", "protocol", "metric") if k in df]
         ordered = df[df["metric"].isin(metrics)].assign(_order=lambda d: d["metric"].map(metrics.index))
         for group, g in ordered.sort_values("_order", kind="stable").groupby(group_keys, sort=False):
             g = g.dropna(subset=["value"])
@@ -245,7 +246,11 @@ def _summary_html(frames: dict[str, pd.DataFrame]) -> str:
             rest = g[g["vs_best"].eq("worse")].sort_values("value", ascending=False)
             margin = (f"{top['value'] - rest.iloc[0]['value']:+.1f} over {html.escape(str(rest.iloc[0]['method']))} "
                       f"(p = {rest.iloc[0]['vs_best_p']:.2g})" if len(rest) else "none significantly below")
-            column = " / ".join(html.escape(str(what[k]).replace("_", " ")) for k in group_keys if k != "dataset")
+            shown = [k for k in group_keys if k not in ("dataset", "seed")]
+            if "seed" in df and df["seed"].nunique() > 1:
+                shown.insert(0, "seed")
+            column = " / ".join(html.escape(f"seed {what[k]}" if k == "seed" else str(what[k]).replace("_", " "))
+                                for k in shown)
             rows.append(f"<tr><td style='text-align:left'>{label}: {column}</td><td>{html.escape(str(what.get('dataset', '')))}</td>"
                         f"<td><b>{html.escape(str(top['method']))}</b></td>"
                         f"<td>{top['value']:.1f} <small>[{top['ci_low']:.1f}, {top['ci_high']:.1f}]</small></td>"

@@ -38,8 +38,12 @@ def test_several_visible_gpus_give_each_job_a_leased_device(monkeypatch, tmp_pat
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", lambda index: None)
     monkeypatch.setattr(device, "_uuid", lambda index: f"GPU-{index}")
+    monkeypatch.setattr(device, "_LEASED", [])
     held = len(device._LEASES)
-    assert [resolve_device(None), resolve_device("cuda")] == [torch.device("cuda:0"), torch.device("cuda:1")]
+    # one process asking twice keeps its one lease (flock is per open file: a second lease would be another GPU)
+    assert [resolve_device(None), resolve_device("cuda")] == [torch.device("cuda:0")] * 2
+    monkeypatch.setattr(device, "_LEASED", [])  # another job's process: the next free GPU
+    assert resolve_device(None) == torch.device("cuda:1")
     assert resolve_device("cuda:1") == torch.device("cuda:1")  # an explicit index is the user's choice
     for handle in device._LEASES[held:]:
         handle.close()

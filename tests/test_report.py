@@ -20,6 +20,15 @@ def test_the_summary_names_the_best_the_ties_and_the_margin_with_its_test():
     assert "+40.0 over erm (p = 0.001)" in html
 
 
+def test_each_seed_is_its_own_column():
+    frame = pd.concat([column({"ours": (80.0, "best", None), "da": (40.0, "worse", 0.01)}).assign(seed=0),
+                       column({"da": (70.0, "best", None), "ours": (30.0, "worse", 0.02)}).assign(seed=1)])
+    html = _summary_html({"table1": frame})
+    assert "seed 0 / mixture" in html and "seed 1 / mixture" in html
+    assert "+40.0 over da (p = 0.01)" in html and "+40.0 over ours (p = 0.02)" in html
+    assert "1 of 2: ours" in html and "1 of 2: da" in html
+
+
 def test_a_run_that_cannot_separate_the_methods_says_so():
     frame = column({"ours": (60.0, "best", None), "da": (50.0, "tie", 0.5)})
     html = _summary_html({"table1": frame})

@@ -66,7 +66,8 @@ def run(smk) -> None:
         settings = {"linf": budget.linf, "l2": budget.l2, "gaussian_std": budget.gaussian_std,
                     **({"queries": budget.square_queries} if name == "Square" else {})}
     model.eval()
-    progress = Progress(smk.output.result, {"settings": s, "code": job.code}, {"method": method.generator})
+    progress = Progress(smk.output.result, {"settings": s, "code": job.code}, {"method": method.generator},
+                        job.device)
     done, correct, spent = progress.load()
     for batch, (images, labels) in enumerate(test.batches(s["batch_size"])):
         if batch < done:

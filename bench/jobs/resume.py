@@ -46,10 +46,14 @@ class Progress:
     removed when the job's output is written; a file from other settings or code is ignored.
     """
 
-    def __init__(self, output: str | Path, key: dict, generators: dict[str, torch.Generator]):
+    def __init__(self, output: str | Path, key: dict, generators: dict[str, torch.Generator],
+                 device: torch.device | str | None = None):
+        """``device``: the job's device; on CUDA its default generator's state is kept too (only
+        that GPU's: a rerun may lease another GPU, or see fewer, than the killed run)."""
         self.path = Path(f"{output}.progress.json")
         self.key = settings_key(key)
         self.generators = generators
+        self.cuda = torch.device(device) if device is not None and torch.device(device).type == "cuda" else None
 
     def load(self) -> tuple[int, list[bool], float]:
         """(batches done, outcomes so far, seconds so far), restoring the generators; (0, [], 0)
@@ -61,8 +65,8 @@ class Progress:
             log.warning("%s belongs to other settings or code: starting over", self.path)
             return 0, [], 0.0
         torch.set_rng_state(_tensor(data["rng"]["torch"]))
-        if "cuda" in data["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([_tensor(s) for s in data["rng"]["cuda"]])
+        if self.cuda is not None and "cuda" in data["rng"]:
+            torch.cuda.set_rng_state(_tensor(data["rng"]["cuda"]), self.cuda)
         for name, gen in self.generators.items():
             gen.set_state(_tensor(data["rng"][name]))
         log.info("resuming after batch %d (%d inputs done)", data["batches"], len(data["correct"]))
@@ -71,8 +75,8 @@ class Progress:
     def save(self, batches: int, correct: list[bool], seconds: float) -> None:
         rng = {"torch": _state(torch.get_rng_state()),
                **{name: _state(gen.get_state()) for name, gen in self.generators.items()}}
-        if torch.cuda.is_available():
-            rng["cuda"] = [_state(s) for s in torch.cuda.get_rng_state_all()]
+        if self.cuda is not None:
+            rng["cuda"] = _state(torch.cuda.get_rng_state(self.cuda))
         write_json({"key": self.key, "batches": batches, "correct": [int(c) for c in correct], "seconds": seconds,
                     "rng": rng}, self.path)
 
