@@ -16,7 +16,7 @@ import torch
 
 from bench.augment import resolve as augmentation
 from bench.data import dataset_info
-from bench.method import available_methods, get_method, shape_group
+from bench.method import available_methods, get_method
 from bench.models import create_model
 
 __all__ = ["HARNESS_SOURCES", "recipe_table"]
