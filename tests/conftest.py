@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny datasets written in each dataset's real on-disk format."""
+"""Shared fixtures and helpers: tiny datasets written in each dataset's real on-disk format, a tiny
+dataset description and a constant model."""
 from __future__ import annotations
 
 import struct
@@ -10,7 +11,27 @@ import numpy as np
 import pytest
 import torch
 
+from bench.data import DatasetInfo
+
 torch.set_num_threads(2)
+
+
+#: a tiny 3-class grayscale 8×8 dataset's description, for tests that need no files
+TINY_INFO = DatasetInfo(name="tiny", title="tiny", channels=1, image_size=8, num_classes=3, mean=(0.5,),
+                        std=(0.5,), fetch_hint="")
+
+
+class Constant(torch.nn.Module):
+    """Logits that favour class ``cls`` whatever the input (but still depend on it, for autograd)."""
+
+    def __init__(self, cls: int = 1, k: int = 3):
+        super().__init__()
+        self.cls, self.k = cls, k
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), self.k) + 0.0 * x.flatten(1).sum(1, keepdim=True)
+        logits[:, self.cls] += 5.0
+        return logits
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

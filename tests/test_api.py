@@ -12,28 +12,15 @@ import torch.nn as nn
 
 from bench.api import attack, certify
 from bench.certify import summarize
-from bench.data import DatasetInfo, Split
+from bench.data import Split
 from bench.sequential import n_min
 from bench.stats import clopper_pearson
 from bench.vicinity import parse_vicinity
+from conftest import TINY_INFO as INFO
+from conftest import Constant
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "own_model.md"
-INFO = DatasetInfo(name="tiny", title="tiny", channels=1, image_size=8, num_classes=3, mean=(0.5,), std=(0.5,),
-                   fetch_hint="")
-
-
-class Constant(nn.Module):
-    """Logits that favour class ``cls`` whatever the input (but depend on it, for autograd)."""
-
-    def __init__(self, cls: int = 1, k: int = 3):
-        super().__init__()
-        self.cls, self.k = cls, k
-
-    def forward(self, x):
-        logits = torch.zeros(len(x), self.k) + 0.0 * x.flatten(1).sum(1, keepdim=True)
-        logits[:, self.cls] += 5.0
-        return logits
 
 
 def tiny(channels: int = 1, classes: int = 3) -> nn.Module:

@@ -12,27 +12,13 @@ from scipy.stats import beta, norm
 from bench.adaptive import VoteModel, make_adaptive_attack
 from bench.attacks import AttackBudget
 from bench.audit import audit
-from bench.data import DatasetInfo
 from bench.masking import check_attack, flags
 from bench.method import get_method
 from bench.native import bound_certify, certified_accuracy, smoothing_certify
 from bench.vicinity import parse_vicinity
+from conftest import TINY_INFO as INFO
+from conftest import Constant
 
-INFO = DatasetInfo(name="tiny", title="tiny", channels=1, image_size=8, num_classes=3, mean=(0.5,), std=(0.5,),
-                   fetch_hint="")
-
-
-class Constant(nn.Module):
-    """Logits that favour class ``cls`` whatever the input (but still depend on it, for autograd)."""
-
-    def __init__(self, cls: int = 1, k: int = 3):
-        super().__init__()
-        self.cls, self.k = cls, k
-
-    def forward(self, x):
-        logits = torch.zeros(len(x), self.k) + 0.0 * x.flatten(1).sum(1, keepdim=True)
-        logits[:, self.cls] += 5.0
-        return logits
 
 
 class Threshold(nn.Module):
