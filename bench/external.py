@@ -19,13 +19,12 @@ checkpoint that does not fit it is refused with the missing, unexpected and mis-
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["external_models", "import_checkpoint", "register"]
+__all__ = ["check_fit", "external_models", "import_checkpoint", "register"]
 
 
 def external_models(config: dict) -> dict[str, dict[str, Any]]:
@@ -113,7 +112,3 @@ def import_checkpoint(entry: dict, out_dir: str | Path, hparams: dict, vicinity:
     write_json(result, out / "model.json")
     return result
 
-
-def describe(entry: dict) -> str:
-    """One line for logs and the report."""
-    return json.dumps({k: entry.get(k) for k in ("name", "dataset", "arch", "weights", "predict_as", "claims")})

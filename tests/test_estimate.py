@@ -94,7 +94,6 @@ def test_the_command_prints_the_summary_and_writes_the_jobs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fits_11gb" in out and "certify" in out
     assert len(pd.read_csv(tmp_path / "jobs.csv")) > 100
-    json.dumps(out)
 
 
 def test_the_activation_budget_bounds_the_peak_of_chunked_work_only():

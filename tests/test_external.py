@@ -39,8 +39,7 @@ def test_a_checkpoint_is_imported_as_a_finished_model_with_or_without_its_normal
         out = tmp_path / f"run{bare}"
         meta = import_checkpoint(entry(weights), out, {}, "linf:0.1")
         model = load_model(out)  # the hash-checked loader every evaluation job uses
-        reference = create_model("convnet", FMNIST)
-        torch.manual_seed(0)
+        torch.manual_seed(0)  # the weights write_weights saved
         reference = create_model("convnet", FMNIST).eval()
         x = torch.rand(4, 1, 28, 28)
         assert torch.equal(model(x), reference(x))

@@ -3,6 +3,7 @@ WRN-8, ResNet-110) through every job kind, on synthetic CIFAR-10-format files st
 ``python -m bench data fetch --config``. On a GPU the file runs as it is (docs/scale.md)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,19 +48,13 @@ def run(tmp_path_factory) -> Path:
     path = work / "gpu-check-cpu.yaml"
     path.write_text(yaml.safe_dump(config))
     staged = subprocess.run([sys.executable, "-m", "bench", "data", "fetch", "--config", str(path)], cwd=work,
-                            capture_output=True, text=True, timeout=300, env={"PYTHONSAFEPATH": "1", **_env()})
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONSAFEPATH": "1"})
     assert staged.returncode == 0, staged.stderr
     assert "SYNTHETIC" in staged.stderr
     out = subprocess.run([*SNAKEMAKE, "--cores", "2", "--configfile", str(path)], cwd=work, capture_output=True,
                          text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return work
-
-
-def _env() -> dict:
-    import os
-
-    return dict(os.environ)
 
 
 def test_the_gpu_check_config_is_the_paper_s_recipes_on_its_architectures():

@@ -12,7 +12,6 @@ resumes from there with the same result as an uninterrupted run.
 """
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -24,8 +23,6 @@ from bench.jobs.resume import Progress
 from bench.vicinity import parse_vicinity
 
 __all__ = ["Progress", "run"]
-
-log = logging.getLogger(__name__)
 
 
 def run(smk) -> None:
