@@ -69,8 +69,9 @@ class _Counter(nn.Module):
 
     def __init__(self, shape: tuple[int, int, int], num_classes: int):
         super().__init__()
-        torch.manual_seed(0)
-        self.linear = nn.Linear(math.prod(shape), num_classes)
+        with torch.random.fork_rng():  # the caller's random streams stay untouched
+            torch.manual_seed(0)
+            self.linear = nn.Linear(math.prod(shape), num_classes)
         with torch.no_grad():
             self.linear.weight.mul_(1e-3)
             self.linear.bias.zero_()
