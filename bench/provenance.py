@@ -121,11 +121,14 @@ def record(settings: dict[str, Any], code: dict[str, str], device: Any = None, s
     import torch
 
     dev = str(device) if device is not None else "none"
+    gpu_peak = None
     if dev.startswith("cuda") and torch.cuda.is_available():
         dev += f" ({torch.cuda.get_device_name(torch.device(dev))})"
+        # the job's peak so far (outputs are written at its end): what its memory budget must cover
+        gpu_peak = round(torch.cuda.max_memory_allocated(torch.device(device)) / 2**20, 1)
     return {
         "settings": settings, "code": code, "git_commit": git_commit(), "packages": package_versions(),
-        "device": dev, "torch_threads": torch.get_num_threads(), "seed": seed,
+        "device": dev, "gpu_peak_mib": gpu_peak, "torch_threads": torch.get_num_threads(), "seed": seed,
         "host": socket.gethostname(), "cpus": os.cpu_count(), "platform": platform.platform(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

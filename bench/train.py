@@ -227,7 +227,9 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
                     "train_seconds": float(sum(r["seconds"] for r in rows))},
         "epochs": len(rows), "weights_sha256": sha256(weights), "device": str(device),
         "torch": torch.__version__,
-        **({"provenance": provenance} if provenance is not None else {}),
+        # the training's own GPU peak (the provenance given was recorded before it ran)
+        **({"provenance": {**provenance, "gpu_peak_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
+            if device.type == "cuda" else provenance} if provenance is not None else {}),
     }
     write_json(result, out / "model.json")
     return result

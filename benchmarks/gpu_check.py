@@ -1,0 +1,131 @@
+"""The GPU measurements of the scale work in one run, on a machine with a GPU.
+
+1. :mod:`benchmarks.throughput` on the GPU: images per second and activation memory per image of
+   every architecture (rows of ``reports/bench/throughput.csv`` named by the GPU), the inputs of
+   ``python -m bench plan --estimate CONFIG --device "<GPU name>"``.
+2. ``config/gpu-check.yaml`` (every job kind, full-size architectures, the paper's training
+   hyperparameters): its data staged, then its DAG run by Snakemake for at most ``--dag-seconds``
+   (stopped with SIGINT, as a user's Ctrl-C, when the time is up: the jobs that finished are
+   measured, the rest are counted as not run).
+3. ``<out>/gpu_check_jobs.csv``: one row per finished job, its wall seconds (Snakemake
+   ``benchmark:``) and, where it wrote one, the GPU peak memory of its process
+   (``provenance.gpu_peak_mib``, ``torch.cuda.max_memory_allocated``);
+   ``<out>/gpu_check_summary.csv``: steps done of the DAG's total, elapsed seconds, the device.
+
+Run on the GPU machine from the repository root::
+
+    python benchmarks/gpu_check.py --dag-seconds 600
+
+Without a GPU it refuses (``--device cpu`` measures the CPU, for testing this script).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/throughput.py beside this file
+import throughput  # noqa: E402
+
+from bench.io import write_csv  # noqa: E402
+from bench.report import job_times  # noqa: E402
+
+log = logging.getLogger("benchmarks.gpu_check")
+CONFIG = Path("config/gpu-check.yaml")
+
+
+def _snakemake(config: Path, targets: list[str], cores: int, gpus: int, seconds: float,
+               log_path: Path) -> tuple[float, str]:
+    """Runs the DAG for at most ``seconds``; returns the elapsed seconds and the last progress line."""
+    cmd = [sys.executable, "-m", "snakemake", *targets, "--cores", str(cores), "--resources", f"gpu={gpus}",
+           "--keep-going", "--rerun-incomplete", "--configfile", str(config)]
+    log.info("%s", " ".join(cmd))
+    start = time.perf_counter()
+    with open(log_path, "a") as out:
+        out.write(f"$ {' '.join(cmd)}\n")
+        out.flush()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            log.warning("DAG not finished after %.0f s: stopping it (SIGINT)", seconds)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    elapsed = time.perf_counter() - start
+    steps = re.findall(r"\d+ of \d+ steps \([^)]*\) done", log_path.read_text().rpartition(f"$ {' '.join(cmd)}")[2])
+    return elapsed, (steps[-1] if steps else "0 steps done")
+
+
+def _peaks(results: Path) -> pd.DataFrame:
+    """The GPU peak memory every job output's provenance recorded."""
+    rows = []
+    for p in sorted(results.rglob("*.json")):
+        try:
+            prov = json.loads(p.read_text()).get("provenance", {})
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(prov, dict) and prov.get("gpu_peak_mib") is not None:
+            rows.append({"output": str(p.relative_to(results)), "gpu_peak_mib": prov["gpu_peak_mib"],
+                         "device": prov.get("device")})
+    return pd.DataFrame(rows, columns=["output", "gpu_peak_mib", "device"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--target", default="reports/gpu-check/report.html")
+    parser.add_argument("--first", nargs="*", default=[], help="outputs to build before --target (same time limit)")
+    parser.add_argument("--dag-seconds", type=float, default=600)
+    parser.add_argument("--cores", type=int, default=16)
+    parser.add_argument("--gpus", type=int, default=1, help="Snakemake's gpu resource: GPU jobs at a time")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("reports/bench"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("benchmarks/gpu_check.py: no usable GPU (give --device cpu to try the script on the CPU)")
+    device = torch.device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.skip_throughput:
+        throughput.main(["--device", args.device, "--threads", "8", "--eval-batch", "1024", "--train-batch", "128",
+                         "--batches", "5", "--repeats", "5", "--out", str(args.out / "throughput.csv")])
+    subprocess.run([sys.executable, "-m", "bench", "data", "fetch", "--config", str(args.config)], check=True)
+    run = __import__("yaml").safe_load(args.config.read_text())["run"]
+    log_path = args.out / "gpu_check_snakemake.log"
+    log_path.unlink(missing_ok=True)
+    elapsed, progress = 0.0, ""
+    for targets in ([args.first] if args.first else []) + [[args.target]]:
+        if elapsed >= args.dag_seconds:
+            break
+        seconds, progress = _snakemake(args.config, targets, args.cores, args.gpus, args.dag_seconds - elapsed, log_path)
+        elapsed += seconds
+    results = Path("results") / run
+    times = job_times([str(p) for p in sorted((results / "benchmarks").rglob("*.tsv"))], str(args.out / "gpu_check_jobs.csv"))
+    peaks = _peaks(results)
+    write_csv(peaks, args.out / "gpu_check_memory.csv")
+    summary = pd.DataFrame([{"device": throughput.device_name(device), "config": str(args.config),
+                             "dag_seconds_limit": args.dag_seconds, "elapsed_s": round(elapsed, 1), "progress": progress,
+                             "jobs_timed": len(times), "job_seconds_total": round(float(times["seconds"].sum()), 1),
+                             "gpu_peak_mib_max": float(peaks["gpu_peak_mib"].max()) if len(peaks) else None,
+                             "torch": torch.__version__}])
+    write_csv(summary, args.out / "gpu_check_summary.csv")
+    log.info("%s", summary.to_dict("records")[0])
+
+
+if __name__ == "__main__":
+    main()
