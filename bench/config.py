@@ -43,7 +43,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.data import FILES, FOLDERS, dataset_available, dataset_info
+from bench.data import DATASETS, FILES, FOLDERS, dataset_available, dataset_info
 from bench.method import METHODS, available_methods, get_method, load_plugin, shape_group
 from bench.sequential import make_test, n_min
 from bench.vicinity import L2Ball, LinfBall, parse_vicinity
@@ -254,7 +254,7 @@ def _check_vicinities(config: dict, infos: list, run: list[str]) -> list[str]:
     problems = []
     vic = config["vicinities"]
     parsed = {}
-    for group in ("all", "28x28", "32x32"):
+    for group in ("all", "28x28", "32x32", *DATASETS):
         for name, spec in (vic.get(group) or {}).items():
             try:
                 parsed[group, name] = parse_vicinity(spec)
@@ -269,7 +269,9 @@ def _check_vicinities(config: dict, infos: list, run: list[str]) -> list[str]:
                                 f"allowed: {_listing(vic.get('all', {}))}")
                 break
     users = _radius_users(config, run)
-    for group in groups:
+    # the main vicinity each dataset uses: its own key's, else its shape group's (bench.plan.vicinities)
+    used = dict.fromkeys(info.name if (info.name, "main") in parsed else shape_group(info) for info in infos)
+    for group in used:
         main = parsed.get((group, "main"))
         if users and main is not None and not isinstance(main, (LinfBall, L2Ball)):
             problems.append(f"vicinities.{group}.main: {_fmt(main.spec)} has no radius, which {_listing(users)} "

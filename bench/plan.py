@@ -157,9 +157,12 @@ def attack_names(config: dict) -> list[str]:
 
 
 def vicinities(config: dict, dataset: str) -> dict[str, str]:
-    """The config's vicinity specs for a dataset by name (``main``, ``small``, each transform)."""
+    """The config's vicinity specs for a dataset by name (``main``, ``small``, each transform):
+    ``vicinities.all``, then its shape group (``28x28``, ``32x32``), then the dataset's own key
+    (``vicinities.fashion_mnist``), later winning."""
     group = shape_group(dataset_info(dataset))
-    return {**config["vicinities"]["all"], **config["vicinities"].get(group, {})}
+    v = config["vicinities"]
+    return {**v["all"], **v.get(group, {}), **(v.get(dataset) or {})}
 
 
 # --- each job's settings and code: its Snakemake params ------------------------------------------

@@ -16,7 +16,7 @@ import torch
 
 from bench.augment import resolve as augmentation
 from bench.data import dataset_info
-from bench.method import available_methods, get_method
+from bench.method import available_methods, get_method, shape_group
 from bench.models import create_model
 
 __all__ = ["HARNESS_SOURCES", "recipe_table"]
@@ -34,8 +34,9 @@ HARNESS_SOURCES = {
                     "only (as TRADES, MART, Cohen et al.); none for SVHN and 28x28 (bench.augment)",
     "epochs": "paper Appendix C.1: 150 (config train.epochs; the authors' CIFAR-10 script runs 115)",
 }
-#: a dataset of each shape group, to resolve shape-dependent values
-EXAMPLE = {"28x28": "mnist", "32x32": "cifar10"}
+#: a dataset of each shape group, to resolve shape-dependent values, and Fashion-MNIST, whose
+#: budgets are its own (the offline default's dataset)
+EXAMPLE = {"28x28": "mnist", "28x28 fashion_mnist": "fashion_mnist", "32x32": "cifar10"}
 
 
 def _optimizer_rows(method_cls, dataset: str, epochs: int) -> list[tuple[str, object]]:
@@ -69,7 +70,7 @@ def recipe_table(methods: list[str] | None = None, epochs: int = 150) -> pd.Data
             info = dataset_info(dataset)
             hparams = cls.resolve_hparams(info)
             values = [(k, v) for k, v in _optimizer_rows(cls, dataset, epochs) if k not in hparams]  # shown below
-            values += [("batch_size", cls.batch_size[shape]),
+            values += [("batch_size", cls.batch_size[shape_group(info)]),
                        ("augmentation", f"{dataset}: {augmentation('recipe', info)}"),
                        ("epochs", epochs)]
             for name, value in values:

@@ -48,6 +48,7 @@ class IBP(Method):
         "all": {"reg_lambda": 0.5, "tol": 0.5, "lr": 5e-4, "grad_clip": 10.0, "bound": "IBP",
                 "ramp_start": 1, "ramp_epochs": 20, "lr_milestones": [50, 60], "schedule_epochs": 70},
         "28x28": {"eps": 0.4},
+        "fashion_mnist": {"eps": 0.1},
         "32x32": {"eps": 8 / 255, "ramp_start": 2, "ramp_epochs": 80, "lr_milestones": [120, 140],
                   "schedule_epochs": 160},
     }
@@ -62,7 +63,8 @@ class IBP(Method):
                        "epochs / schedule_epochs",
         "grad_clip": "argparser.py --grad-norm default=10.0",
         "bound": "argparser.py --method fast: IBP bounds",
-        "eps": "28x28: config/mnist.json 'eps': 0.4; 32x32: config/cifar.json 'eps': 0.03137",
+        "eps": "28x28: config/mnist.json 'eps': 0.4; 32x32: config/cifar.json 'eps': 0.03137; Fashion-MNIST: "
+               "0.1, CROWN-IBP (huanzhang12/CROWN-IBP) config/fashion-mnist_crown.json training 'epsilon': 0.1",
         "ramp_start": "README commands: --scheduler_opts=start=1 (MNIST), start=2 (CIFAR)",
         "ramp_epochs": "README commands: length=20 (MNIST), length=80 (CIFAR); scaled by epochs / schedule_epochs",
         "lr_milestones": "README commands: --lr-decay-milestones=50,60 (MNIST), 120,140 (CIFAR); scaled likewise",

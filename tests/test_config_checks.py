@@ -19,7 +19,7 @@ from bench.sequential import make_test, n_min
 from conftest import make_cifar_like, make_mnist_like
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("config", "smoke", "paper")
+SHIPPED = ("config", "smoke", "paper", "reference")
 
 PLUGIN = '''
 import torch.nn.functional as F
@@ -100,9 +100,14 @@ BAD = {
     "transform without vicinity": ("smoke", lambda c: c["vicinities"]["all"].pop("scale"),
                                    r"^certify\.transforms\[3\]: 'scale' is not a vicinity in vicinities\.all; "
                                    r"allowed: translate, rotate, affine$"),
-    "main vicinity without radius": ("smoke", lambda c: c["vicinities"]["28x28"].update(main="rotate:10"),
-                                     r"^vicinities\.28x28\.main: 'rotate:10' has no radius, which Table 3, Table 9.* "
-                                     r"take as their L∞ budget; allowed: linf:<eps>"),
+    "main vicinity without radius": ("smoke", lambda c: c["vicinities"]["fashion_mnist"].update(main="rotate:10"),
+                                     r"^vicinities\.fashion_mnist\.main: 'rotate:10' has no radius, which Table 3, "
+                                     r"Table 9.* take as their L∞ budget; allowed: linf:<eps>"),
+    "shape group's main without radius": ("smoke", lambda c: (c["vicinities"]["fashion_mnist"].pop("main"),
+                                                              c["vicinities"]["28x28"].update(main="rotate:10")),
+                                          r"^vicinities\.28x28\.main: 'rotate:10' has no radius"),
+    "dataset's vicinity does not parse": ("smoke", lambda c: c["vicinities"]["fashion_mnist"].update(small="linf:x"),
+                                          r"^vicinities\.fashion_mnist\.small: 'linf:x' does not parse"),
     "budget below n_min": ("config", lambda c: c["certify"].update(budget=300, procedures=["paper"], confidences=[0.99]),
                            r"^certify\.budget: 300 is below the 459 samples that the 'paper' test needs before it can "
                            r"certify at κ = 0\.01, α = 0\.01 \(Table 1, Table 2, Table 10, Table 11, Table 12\); "
