@@ -204,6 +204,12 @@ def _check_hparams(config: dict, infos: list) -> list[str]:
     return problems
 
 
+def _check_method_epochs(config: dict, run: list[str]) -> list[str]:
+    """``train.method_epochs`` names methods of the run."""
+    return [f"train.method_epochs.{m}: {_fmt(v)} is for a method that is not in this run; allowed: {_listing(run)}"
+            for m, v in (config["train"].get("method_epochs") or {}).items() if m not in run]
+
+
 def _check_ablation(config: dict, infos: list) -> list[str]:
     """Figure 2's method exists and its varied hyperparameter is one of its numeric ones."""
     ab = config.get("ablation")
@@ -432,6 +438,7 @@ def check_config(config: dict) -> None:
     problems += method_problems
     infos = [dataset_info(d) for d in dict.fromkeys(config["datasets"])]
     problems += _check_hparams(config, infos)
+    problems += _check_method_epochs(config, run)
     problems += _check_ablation(config, infos)
     problems += _check_vicinities(config, infos, run)
     problems += _check_budget(config)

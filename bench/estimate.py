@@ -260,7 +260,7 @@ def work(job: dict, config: dict) -> Work:
         t = config["train"]
         f, g, largest = _train_passes(method, d, json.dumps({"hparams": hp, "vicinity": main},
                                                             sort_keys=True, default=str))
-        n = _split(config, d, "train", t.get("train_per_class")) * int(t["epochs"])
+        n = _split(config, d, "train", t.get("train_per_class")) * plan.train_epochs(config, method)
         batch = t["batch_size"] if t["batch_size"] != "recipe" else get_method(method).batch_size[shape_group(info)]
         from bench.method import VicinalMethod
 
@@ -326,7 +326,9 @@ def throughput(device: str, path: Path = THROUGHPUT) -> pd.DataFrame:
 
 def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame:
     """One row per job: its kind, model, work, estimated hours (typical and worst case), peak
-    memory (GiB) and the time limit it runs under (minutes, from ``resources``)."""
+    memory (GiB) and the time limit it runs under (minutes, from ``resources``). With
+    ``attacks.group: model`` a model's grouped attacks are one job (:func:`bench.plan.grouped_attacks`):
+    their work and hours add up, their peak is the largest."""
     measured = throughput(device, path)
     device_name = measured["device"].iloc[0]
     rates = measured.set_index(["arch", "shape", "phase"])
@@ -346,8 +348,20 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
                      "hours": seconds / 3600, "worst_hours": worst / 3600,
                      "weights_gib": weights / 1024, "activations_gib": w.largest_call * per_image / 1024,
                      "image_gib": per_image / 1024, "chunked": w.chunked, "limit_minutes": limit,
-                     "device": device_name})
-    return pd.DataFrame(rows)
+                     "device": device_name, "output": job["output"]})
+    frame = pd.DataFrame(rows)
+    grouped = plan.grouped_attacks(config)
+    if grouped:
+        together = ((frame["kind"] == "attack") & frame["name"].isin(grouped)
+                    & ~frame["output"].str.contains("/ablation/"))
+        keys = ["dataset", "method", "arch"]
+        merged = frame[together].groupby(keys, sort=False).agg(
+            {"kind": "first", "forwards": "sum", "gradient_passes": "sum", "hours": "sum", "worst_hours": "sum",
+             "weights_gib": "max", "activations_gib": "max", "image_gib": "max", "chunked": "any",
+             "limit_minutes": "first", "device": "first", "output": "first"}).reset_index()
+        merged["name"] = f"attacks ({len(grouped)})"
+        frame = pd.concat([frame[~together], merged[frame.columns]], ignore_index=True)
+    return frame.drop(columns="output")
 
 
 def peak_gib(frame: pd.DataFrame, budget_mb: int | str | None, memory_gib: float) -> pd.Series:

@@ -20,7 +20,7 @@ best per method and dataset; the functions below then take ``arch_of`` to read t
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from bench.data import dataset_info
@@ -28,7 +28,7 @@ from bench.external import external_models
 from bench.method import available_methods, get_method, shape_group
 
 __all__ = ["ablation_runs", "attack_names", "benchmark_of", "best_arch", "candidate_runs", "code_version",
-           "external_models",
+           "external_models", "grouped_attacks", "train_epochs",
            "job_settings", "methods", "numerics", "reports_dir", "result_dir", "runs", "selection_file", "vicinities"]
 
 #: Appendix C.1: the architecture each method is reported on
@@ -44,13 +44,14 @@ JOB_MODULES = {
     "certify": ("bench.jobs.certify",),
     "import": ("bench.jobs.external",),
     "attack": ("bench.jobs.attack",),
+    "attacks": ("bench.jobs.attacks",),  # attacks.group: model
     "audit": ("bench.jobs.audit",),
     "native": ("bench.jobs.native",),
     "validation": ("bench.jobs.validation",),
     "aggregate": ("bench.tables",),
 }
 #: the kinds whose result depends on the method's module (training, and predicting by its rule)
-USES_METHOD = {"train", "attack", "native"}
+USES_METHOD = {"train", "attack", "attacks", "native"}
 ArchOf = Callable[[str, str, int], str]
 
 
@@ -156,6 +157,36 @@ def attack_names(config: dict) -> list[str]:
     return list(ATTACKS) if names == "all" else list(names)
 
 
+def train_epochs(config: dict, method: str) -> int:
+    """A method's training epochs: ``train.method_epochs.<method>`` if set, else ``train.epochs``."""
+    t = config["train"]
+    return int((t.get("method_epochs") or {}).get(method, t["epochs"]))
+
+
+def grouped_attacks(config: dict) -> list[str]:
+    """The attacks one job per model runs together (``attacks.group: model``); none by default
+    (one job per attack and model).
+
+    They are the attacks that the enabled tables ask of every model (Table 9's, AutoAttack, the
+    gradient-masking checks), in the tables' order. The adaptive ``Vote*`` attacks (some models
+    only, and the long ones) and the transfer attack (crafted on another model) keep a job each."""
+    if config["attacks"].get("group", "attack") != "model":
+        return []
+    from bench.masking import TRANSFER_ATTACK
+    from bench.tables import enabled_tables
+
+    per_model: dict[str, list[str]] = {}
+    for table in enabled_tables(config):
+        for path in table.inputs(config, lambda d, m, s: best_arch(m, d, config)):
+            model, _, name = path.rpartition("/attacks/")
+            if _ and "/ablation/" not in model:
+                per_model.setdefault(model, []).append(name[: -len(".json")])
+    if not per_model:
+        return []
+    common = set.intersection(*(set(v) for v in per_model.values())) - {TRANSFER_ATTACK}
+    return [a for a in dict.fromkeys(a for v in per_model.values() for a in v) if a in common]
+
+
 def vicinities(config: dict, dataset: str) -> dict[str, str]:
     """The config's vicinity specs for a dataset by name (``main``, ``small``, each transform):
     ``vicinities.all``, then its shape group (``28x28``, ``32x32``), then the dataset's own key
@@ -223,7 +254,7 @@ def job_settings(kind: str, config: dict, w, **extra: Any) -> dict:
         batch = t["batch_size"]
         if batch == "recipe":  # the method's own (bench.method.Method.batch_size)
             batch = get_method(w.method).batch_size[shape_group(dataset_info(w.dataset))]
-        s.update(augment=t.get("augment", "recipe"), epochs=int(t["epochs"]), batch_size=int(batch), train_per_class=t.get("train_per_class"),
+        s.update(augment=t.get("augment", "recipe"), epochs=train_epochs(config, w.method), batch_size=int(batch), train_per_class=t.get("train_per_class"),
                  val_per_class=t.get("val_per_class"), vicinity=vic["main"],
                  activation_memory_mb=config["resources"].get("activation_memory_mb"),
                  hparams=get_method(w.method).resolve_hparams(dataset_info(w.dataset), overrides))
@@ -274,11 +305,12 @@ def code_version(kind: str, method: str | None = None) -> dict[str, str]:
     return out
 
 
-def benchmark_of(path: str) -> str | None:
+def benchmark_of(path: str, grouped: Iterable[str] = ()) -> str | None:
     """The Snakemake ``benchmark:`` file of the job that wrote ``path`` (None for aggregates).
 
     ``results/<run>/<model>/certify/table1.json`` -> ``results/<run>/benchmarks/<model>/certify_table1.tsv``,
-    and likewise ``model.json`` -> ``train.tsv``, ``attacks/<A>.json`` -> ``attack_<A>.tsv``,
+    and likewise ``model.json`` -> ``train.tsv``, ``attacks/<A>.json`` -> ``attack_<A>.tsv`` (or
+    ``attacks.tsv``, the model's one attack job, when ``A`` is in ``grouped``: :func:`grouped_attacks`),
     ``audit.json``, ``native.json``, ``certify/validation.json`` -> ``<name>.tsv``.
     """
     parts = path.split("/")
@@ -292,7 +324,8 @@ def benchmark_of(path: str) -> str | None:
         stem = tail[1][: -len(".json")]
         name = "validation" if stem == "validation" else f"certify_{stem}"
     elif tail[0] == "attacks":
-        name = "attack_" + tail[1][: -len(".json")]
+        attack = tail[1][: -len(".json")]
+        name = "attacks" if attack in grouped and "ablation" not in parts else "attack_" + attack
     elif tail[0] in ("audit.json", "native.json"):
         name = tail[0][: -len(".json")]
     else:

@@ -59,11 +59,13 @@ def _optimizer_rows(method_cls, dataset: str, epochs: int) -> list[tuple[str, ob
     return rows
 
 
-def recipe_table(methods: list[str] | None = None, epochs: int = 150) -> pd.DataFrame:
+def recipe_table(methods: list[str] | None = None, epochs: int | dict[str, int] = 150) -> pd.DataFrame:
     """One row per (method, shape, setting): its value as the training code uses it and its source,
-    for a run of ``epochs`` epochs (default: the paper's 150)."""
+    for a run of ``epochs`` epochs (default: the paper's 150; a dict: each method's own)."""
     rows = []
+    run_epochs = epochs
     for key in methods or available_methods():
+        epochs = run_epochs[key] if isinstance(run_epochs, dict) else run_epochs
         cls = get_method(key)
         own_optimizer = "optimizer" in vars(cls)
         for shape, dataset in EXAMPLE.items():

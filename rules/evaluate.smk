@@ -97,6 +97,38 @@ use rule attack as transfer with:
 ruleorder: transfer > attack
 
 
+if GROUPED_ATTACKS:
+
+    rule attacks:
+        """The attacks every model needs (Table 9's, AutoAttack, the masking checks) in one job per
+        model (attacks.group: model): one Python start instead of one per attack; each attack's
+        output is what its own job would write (bench.jobs.attacks)."""
+        input:
+            model=f"{RUN}/model.json",
+            weights=f"{RUN}/model.safetensors",
+        output:
+            expand(f"{RUN}/attacks/{{attack}}.json", attack=GROUPED_ATTACKS, allow_missing=True),
+        params:
+            settings=lambda w: {a: plan.job_settings("attack", config, w, attack=a) for a in GROUPED_ATTACKS},
+            code=code("attacks"),
+        log:
+            f"{LOGS}/attacks.log",
+        benchmark:
+            f"{BENCH}/attacks.tsv"
+        threads: config["resources"]["eval_threads"]
+        resources:
+            gpu=config["resources"]["gpus"],
+            runtime=config["resources"]["eval_minutes"],
+            mem_mb=config["resources"]["mem_mb"],
+            activation_memory_mb=ACTIVATION_MEMORY,
+        conda:
+            "../envs/bench.yaml"
+        script:
+            "../scripts/attacks.py"
+
+    ruleorder: attacks > attack
+
+
 rule audit:
     """Fresh-sample audit of one model's Table 1 certificates: which certificate can be trusted."""
     input:

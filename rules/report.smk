@@ -62,7 +62,7 @@ rule recipes:
         f"{REPORTS}/recipes.csv",
     params:
         methods=[m for m in plan.methods(config) if m not in plan.external_models(config)],
-        epochs=config["train"]["epochs"],
+        epochs=lambda w: {m: plan.train_epochs(config, m) for m in plan.methods(config)},
         code=lambda w: {m: plan.code_version("train", m) for m in plan.methods(config)
                         if m not in plan.external_models(config)},
     log:

@@ -52,3 +52,14 @@ def test_the_baselines_train_at_the_budget_they_are_evaluated_at(name):
             eps = get_method(key).resolve_hparams(info, config.get("hparams", {}).get(key))["eps"]
             assert eps == pytest.approx(radius), (name, dataset, key)
         assert get_method("ibp").resolve_hparams(info, config.get("hparams", {}).get("ibp"))["eps"] >= radius - 1e-9
+
+
+def test_a_method_can_train_longer_than_the_run():
+    """``train.method_epochs``: the reference run gives IBP the optimiser steps its recipe needs;
+    the others keep ``train.epochs``, and the training job's settings carry each one's."""
+    config = shipped("reference")
+    assert plan.train_epochs(config, "ibp") == config["train"]["method_epochs"]["ibp"] > config["train"]["epochs"]
+    assert plan.train_epochs(config, "erm") == config["train"]["epochs"]
+    w = type("W", (), {"dataset": "fashion_mnist", "method": "ibp", "arch": "cnn7", "seed": "0",
+                       "keys": lambda self: ["dataset", "method", "arch", "seed"]})()
+    assert plan.job_settings("train", config, w)["epochs"] == config["train"]["method_epochs"]["ibp"]

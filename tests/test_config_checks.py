@@ -106,6 +106,9 @@ BAD = {
     "shape group's main without radius": ("smoke", lambda c: (c["vicinities"]["fashion_mnist"].pop("main"),
                                                               c["vicinities"]["28x28"].update(main="rotate:10")),
                                           r"^vicinities\.28x28\.main: 'rotate:10' has no radius"),
+    "method_epochs of a method not run": ("smoke", lambda c: c["train"].update(method_epochs={"adamw": 3}),
+                                          r"^train\.method_epochs\.adamw: 3 is for a method that is not in this "
+                                          r"run; allowed: .*\berm\b"),
     "dataset's vicinity does not parse": ("smoke", lambda c: c["vicinities"]["fashion_mnist"].update(small="linf:x"),
                                           r"^vicinities\.fashion_mnist\.small: 'linf:x' does not parse"),
     "budget below n_min": ("config", lambda c: c["certify"].update(budget=300, procedures=["paper"], confidences=[0.99]),

@@ -1,6 +1,7 @@
 """The Snakemake DAG: dry runs of every config, lint, config validation, the smoke DAG end to end."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from bench import plan
 from bench.attacks import ATTACKS
 from bench.method import available_methods, get_method
 
@@ -54,7 +56,11 @@ def test_dry_run_builds_every_method_attack_and_table(workdir, name, datasets):
     adaptive = len(cfg["adaptive"]["attacks"]) + 1  # + AutoAttack's rand version
     assert counts["train"] == models
     assert counts["certify"] == models * 5  # Tables 1, 2, 10, 11, 12
-    assert counts["attack"] == models * (len(names) + 1 + len(checks)) + datasets * votes * adaptive
+    per_model = len(names) + 1 + len(checks)  # Table 9's, AutoAttack, the masking checks
+    if cfg["attacks"].get("group") == "model":  # one job per model for those (bench.plan.grouped_attacks)
+        assert counts["attacks"] == models and len(plan.grouped_attacks(cfg)) == per_model
+        per_model = 0
+    assert counts["attack"] == models * per_model + datasets * votes * adaptive
     assert counts["transfer"] == models - datasets  # every model but erm's own
     assert counts["audit"] == models
     assert counts["native"] == datasets * 2  # RS (CERTIFY) and IBP (bounds)
@@ -200,3 +206,35 @@ def test_sweep_reports_each_method_on_its_best_validation_architecture(workdir):
     assert scores[chosen["arch"].item()] == best
     table1 = pd.read_csv(workdir / "reports" / "table1.csv")
     assert set(table1["arch"]) == {chosen["arch"].item()}
+
+
+@pytest.mark.slow
+def test_grouped_attacks_are_one_job_per_model_with_the_same_results(smoke_run, tmp_path):
+    """``attacks.group: model``: a model's attacks run in one job (one Python start instead of
+    one per attack), and each attack's output holds the rows its own job writes in the smoke run."""
+    smoke_dir, smoke = smoke_run
+    assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg["attacks"]["group"] = "model"
+    config = tmp_path / "grouped.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "work"
+    work.mkdir()
+    grouped = plan.grouped_attacks(cfg)
+    assert {"AutoAttack", *cfg["attacks"]["names"], "PGDMoreSteps"} <= set(grouped)
+    assert not any(a.startswith("Vote") or a.startswith("Transfer") for a in grouped)
+    ungrouped, together = job_counts(ROOT / "config" / "smoke.yaml", work), job_counts(config, work)
+    models = ungrouped["train"]
+    assert together["attacks"] == models
+    assert together["attack"] == ungrouped["attack"] - len(grouped) * models  # the Vote* attacks keep theirs
+    model = "fashion_mnist/erm/convnet/seed0"
+    out = snakemake(f"results/smoke/{model}/attacks/PGD.json", "--cores", "2", "--configfile", str(config), cwd=work)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (work / "results" / "smoke" / "benchmarks" / model / "attacks.tsv").is_file()
+    assert "1 of 2 steps" in out.stdout + out.stderr  # train, then one attack job for all six
+    for name in grouped:
+        rows = [json.loads((d / "results" / "smoke" / model / "attacks" / f"{name}.json").read_text())["rows"][0]
+                for d in (smoke_dir, work)]
+        for row in rows:
+            row.pop("seconds")
+        assert rows[0] == rows[1], name

@@ -1,0 +1,25 @@
+"""The job of ``attacks.group: model``: the attacks every model needs (Table 9's, AutoAttack, the
+gradient-masking checks; :func:`bench.plan.grouped_attacks`) on one model, one after another in
+one process: one Python and torch start instead of one per attack.
+
+Each attack runs exactly as its own job would (:func:`bench.jobs.attack.run`: its own settings,
+seed, resumable progress and output), so grouped and ungrouped runs write the same rows.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from bench.jobs.attack import run
+
+__all__ = ["run_group"]
+
+
+def run_group(smk) -> None:
+    """Every attack of ``params.settings`` (attack name -> that attack's job settings) on one
+    model, each written to its ``attacks/<name>.json`` output."""
+    outputs = {Path(p).stem: p for p in smk.output}
+    for name, settings in smk.params.settings.items():
+        run(SimpleNamespace(input=smk.input, output=SimpleNamespace(result=outputs[name]), log=smk.log,
+                            threads=smk.threads, resources=smk.resources, config=smk.config,
+                            params=SimpleNamespace(settings=settings, code=smk.params.code)))
