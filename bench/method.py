@@ -162,6 +162,9 @@ class Method:
     vote: ClassVar[bool] = False  # True if the method predicts by a vote over the vicinity
     #: its own certificate, run beside the probabilistic one (bench.native): "smoothing" or "bounds"
     native_certificate: ClassVar[str | None] = None
+    #: True where the training schedule is stretched to the run's epochs (IBP's eps ramp and
+    #: rate decay): a longer run must then start over rather than resume a shorter one
+    schedule_scales_with_epochs: ClassVar[bool] = False
 
     def __init__(self, hparams: dict[str, Any], info: DatasetInfo, vicinity: Vicinity,
                  generator: torch.Generator):

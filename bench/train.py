@@ -188,10 +188,14 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
         saved = json.loads(stem.with_suffix(".json").read_text())
         old, code = saved["spec"], (provenance or {}).get("code")
         other_code = code is not None and saved.get("code") != code  # written by other training code
-        if {**_IDENTITY_DEFAULTS, **old} != spec.identity() or other_code:
+        # A longer run resumes a shorter one's checkpoint, unless the method's schedule is
+        # stretched to the run's length (IBP's): then the shorter run's epochs are not a prefix.
+        other_length = cls.schedule_scales_with_epochs and saved.get("run_epochs") != spec.epochs
+        if {**_IDENTITY_DEFAULTS, **old} != spec.identity() or other_code or other_length:
             if stale_checkpoint != "restart":
-                raise ValueError(f"{stem}.json belongs to another run: {old}, code {saved.get('code')} "
-                                 f"(this run: {spec.identity()}, code {code})")
+                raise ValueError(f"{stem}.json belongs to another run: {old}, code {saved.get('code')}, "
+                                 f"{saved.get('run_epochs')} epochs (this run: {spec.identity()}, code {code}, "
+                                 f"{spec.epochs} epochs)")
             log.warning("%s.json is of other settings or code (%s, %s); starting over", stem, old, saved.get("code"))
             for suffix in (".json", ".safetensors"):
                 stem.with_suffix(suffix).unlink(missing_ok=True)
@@ -211,8 +215,8 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
         row["val_accuracy"] = accuracy(model, val_split, precision=numerics)
         rows.append(row)
         save_checkpoint(stem, model, optimizer, generators,
-                        {"epoch": epoch + 1, "spec": spec.identity(), "hparams": hparams, "log": rows,
-                         "code": (provenance or {}).get("code")})
+                        {"epoch": epoch + 1, "spec": spec.identity(), "run_epochs": spec.epochs, "hparams": hparams,
+                         "log": rows, "code": (provenance or {}).get("code")})
         write_csv(pd.DataFrame(rows), out / "log.csv")
         log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, val %.2f%% (%.1f s)", spec.method, epoch + 1,
                  spec.epochs, row["loss"], row["train_accuracy"], row["val_accuracy"], row["seconds"])

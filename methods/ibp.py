@@ -43,6 +43,7 @@ class IBP(Method):
     citation = "Shi et al., Fast certified robust training with short warmup, NeurIPS 2021"
     architectures = ("wrn8", "cnn7", "convnet")
     native_certificate = "bounds"
+    schedule_scales_with_epochs = True  # Shi et al.'s schedule, scaled by epochs / schedule_epochs
     defaults = {
         # Shi et al.'s MNIST schedule unless the shape has its own
         "all": {"reg_lambda": 0.5, "tol": 0.5, "lr": 5e-4, "grad_clip": 10.0, "bound": "IBP",

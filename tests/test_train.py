@@ -170,3 +170,27 @@ def test_the_dag_restarts_from_scratch_when_the_checkpoint_is_of_other_settings_
     (run / "model.json").unlink()
     with pytest.raises(ValueError, match="belongs to another run"):
         train(spec(mnist_root, epochs=1, seed=5), run, progress=False, stop_after_epoch=1)
+
+
+def test_a_longer_run_resumes_unless_the_schedule_stretches_with_the_run(tmp_path, mnist_root):
+    """A checkpoint of a shorter run is the prefix of a longer one for the paper's fixed schedule
+    (resumed), but not for IBP's, stretched to the run's epochs (Shi et al.'s ramp and decay):
+    a longer IBP run starts over and equals a fresh run of that length."""
+    short, longer = spec(mnist_root, epochs=1), spec(mnist_root, epochs=2)
+    run = tmp_path / "ours"
+    train(short, run, progress=False)
+    (run / "model.json").unlink()
+    train(longer, run, progress=False, stale_checkpoint="restart")
+    assert len(pd.read_csv(run / "log.csv")) == 2
+    assert json.loads((run / "checkpoint.json").read_text())["log"][0] == pd.read_csv(run / "log.csv").iloc[0].to_dict()
+
+    ibp = dict(method="ibp", arch="convnet", hparams={}, batch_size=64)
+    run, fresh = tmp_path / "ibp", tmp_path / "ibp_fresh"
+    train(spec(mnist_root, epochs=1, **ibp), run, progress=False)
+    (run / "model.json").unlink()
+    with pytest.raises(ValueError, match="belongs to another run"):
+        train(spec(mnist_root, epochs=2, **ibp), run, progress=False)
+    train(spec(mnist_root, epochs=2, **ibp), run, progress=False, stale_checkpoint="restart")
+    train(spec(mnist_root, epochs=2, **ibp), fresh, progress=False)
+    a, b = weights(run), weights(fresh)
+    assert all(torch.equal(a[k], b[k]) for k in a)
