@@ -90,8 +90,22 @@ class IBP(Method):
 
     def prepare(self, model, example):
         self.bounded = bounded_model(model, example)
+        self._share_buffers(model)
         self._ibp_init(model)
         return self.bounded
+
+    def _share_buffers(self, model) -> None:
+        """Make the bounded graph's buffers (BatchNorm's running statistics) the model's own.
+
+        auto_LiRPA's BoundedModule clones every buffer (``BoundBuffers``), so the batch statistics
+        that training accumulates would stay in the graph and the saved model would keep its
+        initial ones (mean 0, variance 1), which is what evaluation in eval mode then uses."""
+        from auto_LiRPA.bound_ops import BoundBuffers
+
+        buffers = dict(model.named_buffers())
+        for node in self.bounded.modules():
+            if isinstance(node, BoundBuffers) and node.ori_name in buffers:
+                node._buffers["buffer"] = buffers[node.ori_name]
 
     def _ibp_init(self, model) -> None:
         from auto_LiRPA.bound_ops import BoundAdd, BoundConv, BoundLinear

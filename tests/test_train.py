@@ -184,7 +184,7 @@ def test_a_longer_run_resumes_unless_the_schedule_stretches_with_the_run(tmp_pat
     assert len(pd.read_csv(run / "log.csv")) == 2
     assert json.loads((run / "checkpoint.json").read_text())["log"][0] == pd.read_csv(run / "log.csv").iloc[0].to_dict()
 
-    ibp = dict(method="ibp", arch="convnet", hparams={}, batch_size=64)
+    ibp = dict(method="ibp", arch="cnn7", hparams={}, batch_size=64)
     run, fresh = tmp_path / "ibp", tmp_path / "ibp_fresh"
     train(spec(mnist_root, epochs=1, **ibp), run, progress=False)
     (run / "model.json").unlink()
@@ -194,3 +194,13 @@ def test_a_longer_run_resumes_unless_the_schedule_stretches_with_the_run(tmp_pat
     train(spec(mnist_root, epochs=2, **ibp), fresh, progress=False)
     a, b = weights(run), weights(fresh)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ibp_saves_the_batch_statistics_it_trained_with(tmp_path, mnist_root):
+    """auto_LiRPA's bounded graph clones BatchNorm's buffers: unshared, the saved CNN7 would keep
+    its initial running statistics (mean 0, variance 1) and evaluate as a different network."""
+    run = tmp_path / "ibp"
+    train(spec(mnist_root, method="ibp", arch="cnn7", hparams={}, batch_size=64, epochs=1), run, progress=False)
+    stats = {k: v for k, v in weights(run).items() if k.endswith(("running_mean", "running_var"))}
+    assert stats and all(not torch.equal(v, torch.zeros_like(v) if k.endswith("mean") else torch.ones_like(v))
+                         for k, v in stats.items())
