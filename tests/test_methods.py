@@ -67,9 +67,12 @@ def test_unknown_method_and_hyperparameter_are_refused():
 
 
 def test_hyperparameters_resolve_by_shape_group():
-    mnist = get_method("pgdt").resolve_hparams(DATASETS["fashion_mnist"])
+    mnist = get_method("pgdt").resolve_hparams(DATASETS["mnist"])
+    fashion = get_method("pgdt").resolve_hparams(DATASETS["fashion_mnist"])
     cifar = get_method("pgdt").resolve_hparams(DATASETS["cifar10"])
     assert (mnist["eps"], mnist["steps"], mnist["step_size"]) == (0.3, 40, 0.01)
+    # the dataset's own key over its shape group's: Fashion-MNIST's budget, MNIST's steps
+    assert (fashion["eps"], fashion["steps"], fashion["step_size"]) == (0.1, 40, 0.01)
     assert (cifar["eps"], cifar["steps"], cifar["step_size"]) == (8 / 255, 10, 2 / 255)
     assert get_method("trades").resolve_hparams(DATASETS["svhn"])["beta"] == 6.0
     assert get_method("ibp").resolve_hparams(DATASETS["mnist"])["eps"] == 0.4
