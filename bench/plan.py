@@ -177,7 +177,7 @@ def grouped_attacks(config: dict) -> list[str]:
 
     per_model: dict[str, list[str]] = {}
     for table in enabled_tables(config):
-        for path in table.inputs(config, lambda d, m, s: best_arch(m, d, config)):
+        for path in table.inputs(config):  # the paper's architectures: attack names do not depend on them
             model, _, name = path.rpartition("/attacks/")
             if _ and "/ablation/" not in model:
                 per_model.setdefault(model, []).append(name[: -len(".json")])

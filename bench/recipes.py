@@ -63,18 +63,17 @@ def recipe_table(methods: list[str] | None = None, epochs: int | dict[str, int] 
     """One row per (method, shape, setting): its value as the training code uses it and its source,
     for a run of ``epochs`` epochs (default: the paper's 150; a dict: each method's own)."""
     rows = []
-    run_epochs = epochs
     for key in methods or available_methods():
-        epochs = run_epochs[key] if isinstance(run_epochs, dict) else run_epochs
+        n_epochs = epochs[key] if isinstance(epochs, dict) else epochs
         cls = get_method(key)
         own_optimizer = "optimizer" in vars(cls)
         for shape, dataset in EXAMPLE.items():
             info = dataset_info(dataset)
             hparams = cls.resolve_hparams(info)
-            values = [(k, v) for k, v in _optimizer_rows(cls, dataset, epochs) if k not in hparams]  # shown below
+            values = [(k, v) for k, v in _optimizer_rows(cls, dataset, n_epochs) if k not in hparams]  # shown below
             values += [("batch_size", cls.batch_size[shape_group(info)]),
                        ("augmentation", f"{dataset}: {augmentation('recipe', info)}"),
-                       ("epochs", epochs)]
+                       ("epochs", n_epochs)]
             for name, value in values:
                 if name == "arch":
                     source = "paper Appendix C.1 / Table 5 (the architecture each method is reported on)"

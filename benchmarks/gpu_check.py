@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/throughput.py beside this file
 import throughput  # noqa: E402
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         throughput.main(["--device", args.device, "--threads", "8", "--eval-batch", "1024", "--train-batch", "128",
                          "--batches", "5", "--repeats", "5", "--out", str(args.out / "throughput.csv")])
     subprocess.run([sys.executable, "-m", "bench", "data", "fetch", "--config", str(args.config)], check=True)
-    run = __import__("yaml").safe_load(args.config.read_text())["run"]
+    run = yaml.safe_load(args.config.read_text())["run"]
     log_path = args.out / "gpu_check_snakemake.log"
     log_path.unlink(missing_ok=True)
     elapsed, progress = 0.0, ""
