@@ -253,6 +253,22 @@ def cmd_plan(args: argparse.Namespace) -> None:
     table = estimate.summary(frame, config["resources"].get("activation_memory_mb"), retries=args.retries)
     from bench.io import write_csv
 
+    if args.measured:
+        import pandas as pd
+
+        times = pd.read_csv(args.measured)
+        both = estimate.compare(frame, times)
+        if both.empty:
+            raise SystemExit(f"bench plan: no job of {args.measured} is a job of {args.config}'s DAG: is it that "
+                             "config's reports/<run>/job_times.csv?")
+        missing = sorted(set(times["job"]) - set(both["job"]))
+        if missing:
+            log.warning("%d measured jobs are not in the estimate (e.g. %s)", len(missing), missing[0])
+        frame = both
+        by_kind = frame.groupby("kind")[["estimated_s", "measured_s"]].sum()
+        by_kind["ratio"] = by_kind["measured_s"] / by_kind["estimated_s"]
+        print(f"measured ({args.measured}) against estimated, {len(frame)} jobs, seconds:")
+        print(by_kind.to_string(float_format=lambda x: f"{x:,.3g}"))
     if args.jobs:
         write_csv(frame, args.jobs)
     if args.out:
@@ -338,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "first (the SLURM profile's retries)")
     pl.add_argument("--jobs", type=Path, default=None, help="write the per-job estimates to this CSV")
     pl.add_argument("--out", type=Path, default=None, help="write the summary per job kind to this CSV")
+    pl.add_argument("--measured", type=Path, default=None, metavar="JOB_TIMES",
+                    help="a run's reports/job_times.csv: print measured against estimated per kind, and keep "
+                         "only the measured jobs, with both, in --jobs")
     pl.set_defaults(func=cmd_plan)
     r = sub.add_parser("run", help="run the DAG, recovering from a killed run (arguments go to snakemake)")
     r.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="e.g. --cores 2 reports/table1.csv")

@@ -10,15 +10,26 @@ autograd: votes, certification samples, attack queries, scoring) and *gradient p
   method's loss) is *run* at the config's settings on two images through a counting stand-in
   network that no perturbation can fool (a constant margin of 10 plus a 1e-3-scaled linear
   term), so every attack runs its full iterations: the count is the worst case, the one a time
-  limit must allow. IBP's bound passes run inside auto_LiRPA's own graph, which the counter
+  limit must allow (except torchattacks' CW, which stops when its cost stops falling: on the
+  stand-in after 6 of its 50 steps, so its count is a lower bound). IBP's bound passes run inside auto_LiRPA's own graph, which the counter
   cannot see; they are charged as 3 gradient passes per image (clean, lower and upper bound).
 - **certification**: per vicinity of a table job, every test input costs between the smallest
   number of samples its settings can certify with (``typical``, n_min of the test) and the
   budget (``worst``), plus one clean forward; audits, smoothing and validation count their
   fixed samples.
 
-**Time** divides the passes by the architecture's measured images per second on the device
-(``reports/bench/throughput.csv``, written by ``benchmarks/throughput.py`` on each device);
+**Time** is, per job, the device's measured start-up (``job_start_s``: a job process importing
+torch and the engine), plus the passes divided by the architecture's measured images per second,
+plus the job's *calls* (network invocations, counted by the same stand-in network) times the
+measured latency of one call at batch 1 (``latency_ms``): a call of ``B`` images costs
+``latency + B × t``, where ``t`` is the per-image time of the measured batch with its one
+latency taken out (a training step's optimiser update is in ``t``: the latency is measured
+on an attack's gradient call). The latency term is what bounds an iterative attack on a few images
+(Square's 5,000 queries are 5,000 sequential forwards, whatever the batch); certification, audits
+and votes run thousands of samples per call and are counted by throughput alone. All three come
+from ``reports/bench/throughput.csv``, written by ``benchmarks/throughput.py`` on each device; a
+device measured before the latency and start-up columns existed gets neither, with a warning
+(its estimate is then a lower bound for latency-bound jobs);
 **peak memory** is the weights (with gradients and momentum when training) plus the
 activations of the largest single forward, capped by the activation budget when the config
 sets ``resources.activation_memory_mb`` and the forward is chunked (:mod:`bench.memory`: the
@@ -27,10 +38,11 @@ vicinal losses, votes, certification; an attack's own batch is not).
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
@@ -41,7 +53,9 @@ from bench.data import dataset_info
 from bench.method import get_method, shape_group
 from bench.vicinity import parse_vicinity
 
-__all__ = ["THROUGHPUT", "SPLIT_SIZES", "Work", "count_passes", "estimate", "jobs", "summary"]
+__all__ = ["THROUGHPUT", "SPLIT_SIZES", "Count", "Work", "compare", "count_passes", "estimate", "jobs", "summary"]
+
+log = logging.getLogger("bench.estimate")
 
 THROUGHPUT = Path("reports/bench/throughput.csv")
 #: train / test images of each dataset's full split (torchvision's sizes)
@@ -58,6 +72,8 @@ class Work:
     forwards: float = 0.0
     gradient: float = 0.0
     worst_forwards: float | None = None
+    forward_calls: float = 0.0  # network invocations without autograd (each pays the device's latency)
+    gradient_calls: float = 0.0  # and with a backward
     largest_call: int = 1  # images in the largest single forward (memory)
     train: bool = False
     chunked: bool = True  # whether that forward runs in chunks under the activation budget (bench.memory)
@@ -76,14 +92,16 @@ class _Counter(nn.Module):
             self.linear.weight.mul_(1e-3)
             self.linear.bias.zero_()
             self.linear.bias[0] = 10.0
-        self.forwards = self.gradient = 0
+        self.forwards = self.gradient = self.forward_calls = self.gradient_calls = 0
         self.largest = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             self.gradient += len(x)
+            self.gradient_calls += 1
         else:
             self.forwards += len(x)
+            self.forward_calls += 1
         self.largest = max(self.largest, len(x))
         return self.linear(x.flatten(1))
 
@@ -92,13 +110,29 @@ def _method(name: str, dataset: str, hparams: dict, vicinity: str):
     return get_method(name)(hparams, dataset_info(dataset), parse_vicinity(vicinity), torch.Generator().manual_seed(0))
 
 
-def count_passes(run, shape: tuple[int, int, int], num_classes: int, images: int = 1) -> tuple[float, float, float]:
-    """(forwards, gradient passes, images in the largest call), each per input image, of
-    ``run(model, x, y)`` on ``images`` images through the counting stand-in network."""
+class Count(NamedTuple):
+    """What a run costs: image passes per input image (``forwards``, ``gradient``), images in
+    its largest call per input image, and its network calls (``forward_calls``,
+    ``gradient_calls``: per run; with ``*_per_image``, a run on ``B`` images makes
+    ``forward_calls + B * forward_calls_per_image`` calls, for attacks that loop over images)."""
+
+    forwards: float
+    gradient: float
+    largest: float
+    forward_calls: float
+    gradient_calls: float
+    forward_calls_per_image: float = 0.0
+    gradient_calls_per_image: float = 0.0
+
+
+def count_passes(run, shape: tuple[int, int, int], num_classes: int, images: int = 1) -> Count:
+    """The :class:`Count` of ``run(model, x, y)`` on ``images`` images through the counting
+    stand-in network (its calls all charged per run)."""
     model = _Counter(shape, num_classes)
     x, y = torch.rand(images, *shape), torch.zeros(images, dtype=torch.long)
     run(model, x, y)
-    return model.forwards / images, model.gradient / images, model.largest / images
+    return Count(model.forwards / images, model.gradient / images, model.largest / images,
+                 float(model.forward_calls), float(model.gradient_calls))
 
 
 #: the iteration counts each attack's work is affine in (the stand-in network is never fooled,
@@ -127,12 +161,12 @@ def _set(s: dict, key: str, value) -> dict:
 
 @functools.cache
 def _attack_passes(attack: str, shape: tuple[int, int, int], num_classes: int, settings_json: str,
-                   method: str | None = None) -> tuple[float, float, float]:
-    """Passes of one attack's crafting per image; the network attacked is the same for every
+                   method: str | None = None) -> Count:
+    """The :class:`Count` of one attack's crafting; the network attacked is the same for every
     method except in the adaptive attacks (``method`` given), which attack the method's vote.
 
-    An attack whose work is affine in its iteration counts (:data:`LINEAR_IN`: steps, Square's
-    queries) is counted at :data:`SMALL` and twice that for each count, and extrapolated to the
+    An attack whose work (passes and calls) is affine in its iteration counts (:data:`LINEAR_IN`:
+    steps, Square's queries) is counted at :data:`SMALL` and twice that for each count, and extrapolated to the
     config's values: exact for an affine count, and minutes faster than running 5,000 queries
     or 100 steps × 20 EOT draws (``tests/test_estimate.py`` checks the extrapolation against a
     direct count)."""
@@ -145,17 +179,21 @@ def _attack_passes(attack: str, shape: tuple[int, int, int], num_classes: int, s
     base = s
     for k in keys:
         base = _set(base, k, SMALL)
-    f0, g0, largest = _count_attack(attack, shape, num_classes, base, method)
-    f, g = f0, g0
+    c0 = _count_attack(attack, shape, num_classes, base, method)
+    total = c0._asdict()
     for k in keys:
-        f1, g1, _ = _count_attack(attack, shape, num_classes, _set(base, k, 2 * SMALL), method)
+        c1 = _count_attack(attack, shape, num_classes, _set(base, k, 2 * SMALL), method)
         steps = (int(_get(s, k)) - SMALL) / SMALL
-        f, g = f + (f1 - f0) * steps, g + (g1 - g0) * steps
-    return f, g, largest
+        for field in Count._fields:
+            if field != "largest":  # the largest call does not grow with the iterations
+                total[field] += (getattr(c1, field) - getattr(c0, field)) * steps
+    return Count(**total)
 
 
 def _count_attack(attack: str, shape: tuple[int, int, int], num_classes: int, s: dict,
-                  method: str | None) -> tuple[float, float, float]:
+                  method: str | None) -> Count:
+    """Counted on one image and on two: an attack that loops over its images (OnePixel, Pixle)
+    makes calls per image, the batched ones per batch."""
     from bench.adaptive import make_adaptive_attack
     from bench.attacks import AttackBudget, autoattack, make_attack
     from bench.masking import CHECK_ATTACKS, TRANSFER_ATTACK, check_attack
@@ -179,7 +217,10 @@ def _count_attack(attack: str, shape: tuple[int, int, int], num_classes: int, s:
             atk = make_attack(attack, model, budget)
         atk(x, y)
 
-    return count_passes(run, shape, num_classes)
+    one, two = count_passes(run, shape, num_classes, 1), count_passes(run, shape, num_classes, 2)
+    per_image = (two.forward_calls - one.forward_calls, two.gradient_calls - one.gradient_calls)
+    return one._replace(forward_calls=one.forward_calls - per_image[0], gradient_calls=one.gradient_calls - per_image[1],
+                        forward_calls_per_image=per_image[0], gradient_calls_per_image=per_image[1])
 
 
 @functools.cache
@@ -199,11 +240,12 @@ def _prediction_passes(method: str, dataset: str, settings_json: str) -> float:
 
 
 @functools.cache
-def _train_passes(method: str, dataset: str, settings_json: str) -> tuple[float, float, float]:
+def _train_passes(method: str, dataset: str, settings_json: str) -> Count:
+    """The :class:`Count` of one training step's loss and backward (its calls per step)."""
     import json
 
     if get_method(method).native_certificate == "bounds":
-        return 0.0, float(IBP_PASSES), 1.0
+        return Count(0.0, float(IBP_PASSES), 1.0, 0.0, float(IBP_PASSES))
     info = dataset_info(dataset)
     s = json.loads(settings_json)
     instance = _method(method, dataset, s["hparams"], s["vicinity"])
@@ -258,15 +300,18 @@ def work(job: dict, config: dict) -> Work:
         return Work(largest_call=1)
     if job["kind"] == "train":
         t = config["train"]
-        f, g, largest = _train_passes(method, d, json.dumps({"hparams": hp, "vicinity": main},
-                                                            sort_keys=True, default=str))
-        n = _split(config, d, "train", t.get("train_per_class")) * plan.train_epochs(config, method)
+        f, g, largest, fc, gc, _, _ = _train_passes(method, d, json.dumps({"hparams": hp, "vicinity": main},
+                                                                          sort_keys=True, default=str))
+        epochs = plan.train_epochs(config, method)
+        n = _split(config, d, "train", t.get("train_per_class")) * epochs
         batch = t["batch_size"] if t["batch_size"] != "recipe" else get_method(method).batch_size[shape_group(info)]
+        steps = math.ceil(n / epochs / int(batch)) * epochs
         from bench.method import VicinalMethod
 
         # only the vicinal losses (n draws per image) run in chunks under the budget
         return Work(forwards=f * n, gradient=g * n, largest_call=int(largest * int(batch)), train=True,
-                    chunked=issubclass(get_method(method), VicinalMethod))
+                    chunked=issubclass(get_method(method), VicinalMethod),
+                    forward_calls=fc * steps, gradient_calls=gc * steps)
     if job["kind"] == "attack":
         a = config["attacks"]
         name = job["name"]
@@ -275,14 +320,17 @@ def work(job: dict, config: dict) -> Work:
         if name.startswith("Vote"):  # the vote attacked depends on the method and the dataset
             s.update(hparams=hp, dataset=d, adaptive=config.get("adaptive"))
         key = json.dumps(s, sort_keys=True, default=str)
-        f, g, largest = _attack_passes(name, info.shape, info.num_classes, key,
-                                       method if name.startswith("Vote") else None)
-        f += _prediction_passes(method, d, json.dumps({"hparams": hp, "linf": main}, sort_keys=True, default=str))
+        c = _attack_passes(name, info.shape, info.num_classes, key, method if name.startswith("Vote") else None)
+        f = c.forwards + _prediction_passes(method, d, json.dumps({"hparams": hp, "linf": main}, sort_keys=True,
+                                                                  default=str))
         n = _split(config, d, "test", a.get("test_per_class"))
+        batches = math.ceil(n / int(a["batch_size"]))  # each batch repeats the attack's sequential calls
         # the adaptive attacks' VoteModel runs in chunks; another attack's own batch does not (the
         # scoring vote of a voting method is chunked, so it stays within the budget: not counted here)
-        return Work(forwards=f * n, gradient=g * n, largest_call=int(largest * int(a["batch_size"])), train=g > 0,
-                    chunked=name.startswith("Vote"))
+        return Work(forwards=f * n, gradient=c.gradient * n, largest_call=int(c.largest * int(a["batch_size"])),
+                    train=c.gradient > 0, chunked=name.startswith("Vote"),
+                    forward_calls=(c.forward_calls + 1) * batches + c.forward_calls_per_image * n,  # + 1: scoring
+                    gradient_calls=c.gradient_calls * batches + c.gradient_calls_per_image * n)
     c = config["certify"]
     n_test = _split(config, d, "test", c.get("test_per_class"))
     if job["kind"] == "certify":
@@ -328,40 +376,79 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
     """One row per job: its kind, model, work, estimated hours (typical and worst case), peak
     memory (GiB) and the time limit it runs under (minutes, from ``resources``). With
     ``attacks.group: model`` a model's grouped attacks are one job (:func:`bench.plan.grouped_attacks`):
-    their work and hours add up, their peak is the largest."""
+    their work and hours add up, their peak is the largest, and they start one process.
+
+    ``hours`` = ``start_hours`` (the device's ``job_start_s``) + passes / throughput +
+    ``latency_hours`` (the job's ``calls`` at the measured per-call ``latency_ms``)."""
     measured = throughput(device, path)
     device_name = measured["device"].iloc[0]
+    for column in ("latency_ms", "job_start_s"):
+        if column not in measured or measured[column].isna().any():
+            log.warning("%s has no measured %s: it counts as 0, so the estimate is too low for %s; run "
+                        "`python benchmarks/throughput.py` there", device_name, column,
+                        "latency-bound jobs (iterative attacks on a few images)" if column == "latency_ms" else "small jobs")
+            measured = measured.assign(**{column: measured[column].fillna(0.0) if column in measured else 0.0})
+    start_s = float(measured["job_start_s"].max())
     rates = measured.set_index(["arch", "shape", "phase"])
+    grouped = plan.grouped_attacks(config)
     rows = []
     for job in jobs(config):
         w = work(job, config)
         shape = shape_group(dataset_info(job["dataset"]))
         fwd = rates.loc[(job["arch"], shape, "forward")]
         grad = rates.loc[(job["arch"], shape, "train")]
-        seconds = w.forwards / fwd["images_per_s"] + w.gradient / grad["images_per_s"]
-        worst = seconds if w.worst_forwards is None else w.worst_forwards / fwd["images_per_s"]
+        latency = (w.forward_calls * fwd["latency_ms"] + w.gradient_calls * grad["latency_ms"]) / 1000
+        seconds = w.forwards * _per_image(fwd) + w.gradient * _per_image(grad) + latency
+        worst = seconds if w.worst_forwards is None else w.worst_forwards * _per_image(fwd) + latency
         per_image = (grad if w.train else fwd)["activation_mib_per_image"]
         weights = fwd["parameters"] * 4 / 2**20 * (3 if w.train else 1)  # + gradients and momentum
         limit = config["resources"]["train_minutes" if job["kind"] == "train" else "eval_minutes"]
         rows.append({**{k: job.get(k) for k in ("kind", "name", "dataset", "method", "arch")},
                      "forwards": w.forwards, "gradient_passes": w.gradient,
+                     "calls": w.forward_calls + w.gradient_calls, "latency_hours": latency / 3600,
                      "hours": seconds / 3600, "worst_hours": worst / 3600,
                      "weights_gib": weights / 1024, "activations_gib": w.largest_call * per_image / 1024,
                      "image_gib": per_image / 1024, "chunked": w.chunked, "limit_minutes": limit,
-                     "device": device_name, "output": job["output"]})
+                     "device": device_name, "output": job["output"], "job": _job_name(job["output"], grouped)})
     frame = pd.DataFrame(rows)
-    grouped = plan.grouped_attacks(config)
     if grouped:
         together = ((frame["kind"] == "attack") & frame["name"].isin(grouped)
                     & ~frame["output"].str.contains("/ablation/"))
-        keys = ["dataset", "method", "arch"]
-        merged = frame[together].groupby(keys, sort=False).agg(
-            {"kind": "first", "forwards": "sum", "gradient_passes": "sum", "hours": "sum", "worst_hours": "sum",
+        merged = frame[together].groupby("job", sort=False).agg(  # one job per model and seed
+            {"dataset": "first", "method": "first", "arch": "first", "kind": "first", "forwards": "sum", "gradient_passes": "sum", "calls": "sum", "latency_hours": "sum",
+             "hours": "sum", "worst_hours": "sum",
              "weights_gib": "max", "activations_gib": "max", "image_gib": "max", "chunked": "any",
              "limit_minutes": "first", "device": "first", "output": "first"}).reset_index()
         merged["name"] = f"attacks ({len(grouped)})"
         frame = pd.concat([frame[~together], merged[frame.columns]], ignore_index=True)
+    # every job (a grouped one once) starts a process: Python, torch, the engine, CUDA
+    frame["start_hours"] = start_s / 3600
+    frame["hours"] += frame["start_hours"]
+    frame["worst_hours"] += frame["start_hours"]
     return frame.drop(columns="output")
+
+
+def _per_image(rate: pd.Series) -> float:
+    """Seconds per image beyond a call's latency: the throughput's batch time less one latency,
+    over its batch (``images_per_s`` was measured at ``batch_size`` and includes one latency)."""
+    batch_s = rate["batch_size"] / rate["images_per_s"]
+    return max(batch_s - rate["latency_ms"] / 1000, 0.0) / rate["batch_size"]
+
+
+def _job_name(output: str, grouped) -> str | None:
+    """The job's name as ``reports/job_times.csv`` writes it (its ``benchmark:`` file, from
+    ``<model>/`` on, without ``.tsv``)."""
+    path = plan.benchmark_of(output, grouped)
+    return None if path is None else path.split("/benchmarks/", 1)[1][: -len(".tsv")]
+
+
+def compare(frame: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
+    """The estimate beside the measurement: one row per job of ``frame`` (:func:`estimate`) that
+    ``times`` (``reports/job_times.csv``: ``job``, ``seconds``) measured, with ``estimated_s``
+    (typical), ``measured_s`` and ``ratio`` = measured / estimated."""
+    out = frame.dropna(subset=["job"]).merge(times[["job", "seconds"]], on="job", how="inner")
+    out = out.assign(estimated_s=out["hours"] * 3600, measured_s=out["seconds"]).drop(columns="seconds")
+    return out.assign(ratio=out["measured_s"] / out["estimated_s"])
 
 
 def peak_gib(frame: pd.DataFrame, budget_mb: int | str | None, memory_gib: float) -> pd.Series:

@@ -10,7 +10,10 @@
 3. ``<out>/gpu_check_jobs.csv``: one row per finished job, its wall seconds (Snakemake
    ``benchmark:``) and, where it wrote one, the GPU peak memory of its process
    (``provenance.gpu_peak_mib``, ``torch.cuda.max_memory_allocated``);
-   ``<out>/gpu_check_summary.csv``: steps done of the DAG's total, elapsed seconds, the device.
+   ``<out>/gpu_check_summary.csv``: steps done of the DAG's total, elapsed seconds, the device;
+   ``<out>/gpu_check_estimate.csv``: each finished job beside its estimate on this device
+   (``python -m bench plan --estimate CONFIG --measured``: ``estimated_s``, ``measured_s``,
+   ``ratio``), the check of :mod:`bench.estimate`'s latency and start-up terms.
 
 Run on the GPU machine from the repository root::
 
@@ -126,6 +129,28 @@ def main(argv: list[str] | None = None) -> None:
                              "torch": torch.__version__}])
     write_csv(summary, args.out / "gpu_check_summary.csv")
     log.info("%s", summary.to_dict("records")[0])
+    compare_estimate(args.config, throughput.device_name(device), args.out / "throughput.csv", times,
+                     args.out / "gpu_check_estimate.csv")
+
+
+def compare_estimate(config: Path, device: str, rates: Path, times: pd.DataFrame, out: Path) -> pd.DataFrame | None:
+    """The finished jobs beside their estimate on ``device`` (:func:`bench.estimate.compare`);
+    logged per job kind. Skipped, with a warning, when the device's throughput is not in ``rates``."""
+    from bench import estimate
+
+    if not rates.exists():
+        rates = estimate.THROUGHPUT
+    try:
+        frame = estimate.estimate(estimate.load_config(config), device, rates)
+    except (FileNotFoundError, ValueError, KeyError) as exc:  # KeyError: an architecture not measured there
+        log.warning("no estimate to compare with: %s", exc)
+        return None
+    both = estimate.compare(frame, times)
+    write_csv(both, out)
+    by_kind = both.groupby("kind")[["estimated_s", "measured_s"]].sum()
+    log.info("measured against estimated seconds per kind:\n%s", (by_kind.assign(ratio=by_kind["measured_s"]
+                                                                                  / by_kind["estimated_s"])).to_string())
+    return both
 
 
 if __name__ == "__main__":

@@ -11,7 +11,13 @@ For each architecture of :mod:`bench.models` on each image shape it is used with
   the same and is counted as one;
 
 each at fp32 (the paper's arithmetic, the default of ``config/paper.yaml``), the median of
-``--repeats`` timed rounds after a warm-up, with ``activation_mib_per_image``: the per-image
+``--repeats`` timed rounds after a warm-up, with ``latency_ms``: the median time of one call at
+batch 1 in evaluation mode (``forward``: a forward and argmax; ``train``: a forward and a backward
+to the input, an attack's step), the floor of every sequential call of an iterative attack;
+``job_start_s``: a job process's start, the same on every row of the device (the median of 3
+runs of a fresh Python that imports what a Snakemake job imports: its script wrapper, torch,
+torchattacks and the engine's job modules, and creates the CUDA context on a GPU);
+``activation_mib_per_image``: the per-image
 memory of that phase measured by :func:`bench.memory.activation_bytes` (on CUDA the peak
 allocated memory; on the CPU the tensors autograd saves, or the largest layer's input and
 output without autograd), and ``parameters``.
@@ -28,6 +34,8 @@ import argparse
 import logging
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -93,16 +101,49 @@ def measure(arch: str, shape: str, device: torch.device, eval_batch: int, train_
         F.cross_entropy(model(x[:train_batch]), y[:train_batch]).backward()
         opt.step()
 
-    for phase, step, batch, train_mode in (("forward", forward, eval_batch, False),
-                                           ("train", train, train_batch, True)):
+    # one call waits for its result, as an iterative attack's next query must
+    def forward_one():
+        with torch.no_grad():
+            model(x[:1]).argmax(1)
+        _sync(device)
+
+    def gradient_one():
+        one = x[:1].clone().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(model(one), y[:1]), one)
+        _sync(device)
+
+    for phase, step, one, batch, train_mode in (("forward", forward, forward_one, eval_batch, False),
+                                                ("train", train, gradient_one, train_batch, True)):
         model.train(train_mode)
         seconds = _time(step, device, batches, repeats)
+        activation_mib = activation_bytes(model, x[:1], train=train_mode) / 2**20  # in the phase's mode
+        model.eval()
+        latency = _time(one, device, 10 * batches, repeats)
         rows.append({"device": device_name(device), "arch": arch, "shape": shape, "phase": phase, "precision": "fp32",
-                     "batch_size": batch, "images_per_s": batch / seconds,
-                     "activation_mib_per_image": activation_bytes(model, x[:1], train=train_mode) / 2**20,
+                     "batch_size": batch, "images_per_s": batch / seconds, "latency_ms": 1000 * latency,
+                     "activation_mib_per_image": activation_mib,
                      "parameters": count_parameters(model), "torch": torch.__version__})
-        log.info("%s %s %s: %.0f images/s", arch, shape, phase, rows[-1]["images_per_s"])
+        log.info("%s %s %s: %.0f images/s, %.2f ms per call at batch 1", arch, shape, phase,
+                 rows[-1]["images_per_s"], rows[-1]["latency_ms"])
     return rows
+
+
+def job_start_seconds(device: torch.device, runs: int = 3) -> float:
+    """The median wall time of a fresh Python importing a job's modules (and, on CUDA, creating
+    its context): the part of every job's fixed cost that comes before its first image. Not in
+    it: Snakemake's scheduling, loading the data and the weights, writing the outputs; a run's
+    ``--measured`` comparison shows what they add. NaN, with a warning, if the probe fails."""
+    code = ("import snakemake.script, torch, torchattacks, bench.jobs.attacks, bench.jobs.certify, bench.jobs.train"
+            + ("; torch.cuda.init(); torch.zeros(1, device='cuda')" if device.type == "cuda" else ""))
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if done.returncode != 0:
+            log.warning("the job start-up probe failed, job_start_s not measured: %s", done.stderr[-500:])
+            return float("nan")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -122,6 +163,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     rows = [r for arch in args.archs for shape in SHAPES
             for r in measure(arch, shape, device, args.eval_batch, args.train_batch, args.batches, args.repeats)]
     new = pd.DataFrame(rows)
+    new["job_start_s"] = job_start_seconds(device)
+    log.info("a job's start: %.1f s", new["job_start_s"].iloc[0])
     if args.out.exists():
         old = pd.read_csv(args.out)
         new = pd.concat([old[old["device"] != new["device"].iloc[0]], new], ignore_index=True)

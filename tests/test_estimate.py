@@ -93,7 +93,18 @@ def test_the_command_prints_the_summary_and_writes_the_jobs(tmp_path, capsys):
           "--throughput", str(tmp_path / "t.csv"), "--jobs", str(tmp_path / "jobs.csv")])
     out = capsys.readouterr().out
     assert "fits_11gb" in out and "certify" in out
-    assert len(pd.read_csv(tmp_path / "jobs.csv")) > 100
+    jobs = pd.read_csv(tmp_path / "jobs.csv")
+    assert len(jobs) > 100
+    # a run's job_times.csv beside the estimate: only the measured jobs, with both times
+    pd.DataFrame({"job": jobs["job"].dropna()[:5], "seconds": 2.0}).to_csv(tmp_path / "times.csv", index=False)
+    main(["plan", "--estimate", str(ROOT / "config" / "smoke.yaml"), "--device", "Test", "--throughput",
+          str(tmp_path / "t.csv"), "--measured", str(tmp_path / "times.csv"), "--jobs", str(tmp_path / "both.csv")])
+    both = pd.read_csv(tmp_path / "both.csv")
+    assert len(both) == 5 and (both["measured_s"] == 2.0).all() and "against estimated" in capsys.readouterr().out
+    pd.DataFrame({"job": ["other/run/seed0/train"], "seconds": [1.0]}).to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(SystemExit, match="no job of"):
+        main(["plan", "--estimate", str(ROOT / "config" / "smoke.yaml"), "--device", "Test", "--throughput",
+              str(tmp_path / "t.csv"), "--measured", str(tmp_path / "other.csv")])
 
 
 def test_the_activation_budget_bounds_the_peak_of_chunked_work_only():
@@ -124,4 +135,64 @@ def test_extrapolated_attack_counts_equal_direct_counts(config, attack):
     extrapolated = estimate._attack_passes(attack, info_shape, classes, json.dumps(s, sort_keys=True), method)
     direct = estimate._count_attack(attack, info_shape, classes, s, method)
     assert extrapolated[:2] == pytest.approx(direct[:2])
+    assert extrapolated[3:] == pytest.approx(direct[3:])  # the calls, which the latency term charges
     assert extrapolated[1] + extrapolated[0] > 0
+
+
+def test_sequential_calls_are_counted_per_attack_batch_and_per_training_step(config):
+    import copy
+
+    config = copy.deepcopy(config)
+    config["attacks"]["batch_size"] = 3  # 10 test images: 4 batches
+    config["train"].update(epochs=3, batch_size=7)
+    n = 10
+    pgd = estimate.work(job("attack", "PGD"), config)  # torchattacks' PGD: 10 steps, then the scoring forward
+    assert (pgd.gradient_calls, pgd.forward_calls) == (10 * 4, 1 * 4)
+    square = estimate.work(job("attack", "Square"), config)  # one query is one sequential forward
+    assert square.forward_calls >= config["attacks"]["square_queries"]
+    # OnePixel evolves each image on its own: its calls grow with the images, not the batches
+    one = estimate._count_attack("OnePixel", (1, 28, 28), 10, {"linf": "linf:0.1", "square_queries": 10}, None)
+    assert one.forward_calls_per_image > 0
+    assert estimate.work(job("attack", "OnePixel"), config).forward_calls >= n * one.forward_calls_per_image
+    t = config["train"]
+    steps = -(-t["train_per_class"] * 10 // 7) * 3  # per epoch, the last batch partial
+    assert estimate.work(job("train", "train"), config).gradient_calls == steps
+
+
+def test_the_estimate_charges_each_jobs_start_and_each_calls_latency(config, tmp_path):
+    rates = [{"device": "Test GPU", "arch": a, "shape": s, "phase": p, "precision": "fp32", "batch_size": 128,
+              "images_per_s": 1000.0 if p == "forward" else 100.0, "activation_mib_per_image": 1.0,
+              "parameters": 1_000_000, "latency_ms": 2.0 if p == "forward" else 5.0, "job_start_s": 4.0}
+             for a in ("convnet", "cnn7") for s in ("28x28", "32x32") for p in ("forward", "train")]
+    path = tmp_path / "throughput.csv"
+    pd.DataFrame(rates).to_csv(path, index=False)
+    frame = estimate.estimate(config, "test gpu", path)
+    row = frame[(frame["kind"] == "attack") & (frame["name"] == "PGD") & (frame["method"] == "erm")].iloc[0]
+    w = estimate.work(job("attack", "PGD"), config)
+    latency = (w.forward_calls * 2.0 + w.gradient_calls * 5.0) / 1000
+    assert row["latency_hours"] == pytest.approx(latency / 3600)
+    # the measured batch of 128 took 128 / images_per_s seconds, one latency of which is not per image
+    per_forward, per_gradient = (128 / 1000 - 0.002) / 128, (128 / 100 - 0.005) / 128
+    assert row["hours"] == pytest.approx((4.0 + 10 * per_forward + 100 * per_gradient + latency) / 3600)
+    square = frame[(frame["kind"] == "attack") & (frame["name"] == "Square") & (frame["method"] == "erm")].iloc[0]
+    assert square["hours"] * 3600 >= 4.0 + config["attacks"]["square_queries"] * 2.0 / 1000
+    assert (frame["start_hours"] == 4.0 / 3600).all()
+
+
+def test_grouped_attacks_start_one_process(tmp_path):
+    config = estimate.load_config(ROOT / "config" / "smoke.yaml")
+    config["attacks"]["group"] = "model"
+    config["seeds"] = [0, 1]  # one grouped job per model and seed
+    rates = [{"device": "Test GPU", "arch": a, "shape": s, "phase": p, "precision": "fp32", "batch_size": 128,
+              "images_per_s": 1000.0, "activation_mib_per_image": 1.0, "parameters": 10, "latency_ms": 0.0,
+              "job_start_s": 4.0} for a in ("convnet", "cnn7") for s in ("28x28", "32x32") for p in ("forward", "train")]
+    pd.DataFrame(rates).to_csv(tmp_path / "t.csv", index=False)
+    grouped = estimate.estimate(config, "test", tmp_path / "t.csv")
+    config["attacks"]["group"] = "attack"
+    single = estimate.estimate(config, "test", tmp_path / "t.csv")
+    erm = lambda f: f[(f["kind"] == "attack") & (f["method"] == "erm") & (f["arch"] == "convnet")]  # noqa: E731
+    assert len(erm(grouped)) < len(erm(single))
+    assert grouped["job"].is_unique and {"fashion_mnist/erm/convnet/seed0/attacks",
+                                          "fashion_mnist/erm/convnet/seed1/attacks"} <= set(grouped["job"])
+    saved = (len(erm(single)) - len(erm(grouped))) * 4.0 / 3600
+    assert erm(grouped)["hours"].sum() == pytest.approx(erm(single)["hours"].sum() - saved)

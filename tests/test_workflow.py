@@ -175,6 +175,20 @@ def test_smoke_dag_runs_end_to_end_with_every_method_and_column(smoke_run):
     assert len(times) == expected
 
 
+def test_the_estimate_names_every_job_the_smoke_run_timed(smoke_run):
+    """``bench plan --estimate … --measured`` puts each measured job beside its estimate."""
+    from bench import estimate
+
+    workdir, out = smoke_run
+    assert out.returncode == 0, out.stderr[-3000:]
+    times = pd.read_csv(workdir / "reports" / "job_times.csv")
+    frame = estimate.estimate(estimate.load_config(ROOT / "config" / "smoke.yaml"), "cpu",
+                              ROOT / "reports" / "bench" / "throughput.csv")
+    both = estimate.compare(frame, times)
+    assert set(both["job"]) == set(times["job"])
+    assert (both["estimated_s"] > 0).all() and (both["ratio"] > 0).all()
+
+
 def test_same_config_and_seed_give_the_same_tables(tmp_path):
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     cfg.update(methods=["erm", "ours"], tables=[1])
