@@ -378,8 +378,9 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
     ``attacks.group: model`` a model's grouped attacks are one job (:func:`bench.plan.grouped_attacks`):
     their work and hours add up, their peak is the largest, and they start one process.
 
-    ``hours`` = ``start_hours`` (the device's ``job_start_s``) + passes / throughput +
-    ``latency_hours`` (the job's ``calls`` at the measured per-call ``latency_ms``)."""
+    ``hours`` = ``start_hours`` (the device's ``job_start_s``) + passes × the per-image time
+    (:func:`_per_image`: the measured batch's time less its one latency) + ``latency_hours`` (the
+    job's ``calls`` at the measured per-call ``latency_ms``)."""
     measured = throughput(device, path)
     device_name = measured["device"].iloc[0]
     for column in ("latency_ms", "job_start_s"):
@@ -415,8 +416,8 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
         together = ((frame["kind"] == "attack") & frame["name"].isin(grouped)
                     & ~frame["output"].str.contains("/ablation/"))
         merged = frame[together].groupby("job", sort=False).agg(  # one job per model and seed
-            {"dataset": "first", "method": "first", "arch": "first", "kind": "first", "forwards": "sum", "gradient_passes": "sum", "calls": "sum", "latency_hours": "sum",
-             "hours": "sum", "worst_hours": "sum",
+            {"dataset": "first", "method": "first", "arch": "first", "kind": "first", "forwards": "sum",
+             "gradient_passes": "sum", "calls": "sum", "latency_hours": "sum", "hours": "sum", "worst_hours": "sum",
              "weights_gib": "max", "activations_gib": "max", "image_gib": "max", "chunked": "any",
              "limit_minutes": "first", "device": "first", "output": "first"}).reset_index()
         merged["name"] = f"attacks ({len(grouped)})"
