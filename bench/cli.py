@@ -265,10 +265,8 @@ def cmd_plan(args: argparse.Namespace) -> None:
         if missing:
             log.warning("%d measured jobs are not in the estimate (e.g. %s)", len(missing), missing[0])
         frame = both
-        by_kind = frame.groupby("kind")[["estimated_s", "measured_s"]].sum()
-        by_kind["ratio"] = by_kind["measured_s"] / by_kind["estimated_s"]
         print(f"measured ({args.measured}) against estimated, {len(frame)} jobs, seconds:")
-        print(by_kind.to_string(float_format=lambda x: f"{x:,.3g}"))
+        print(estimate.compare_by_kind(frame).to_string(float_format=lambda x: f"{x:,.3g}"))
     if args.jobs:
         write_csv(frame, args.jobs)
     if args.out:

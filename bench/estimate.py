@@ -53,7 +53,7 @@ from bench.data import dataset_info
 from bench.method import get_method, shape_group
 from bench.vicinity import parse_vicinity
 
-__all__ = ["THROUGHPUT", "SPLIT_SIZES", "Count", "Work", "compare", "count_passes", "estimate", "jobs", "summary"]
+__all__ = ["THROUGHPUT", "SPLIT_SIZES", "Count", "Work", "compare", "compare_by_kind", "count_passes", "estimate", "jobs", "summary"]
 
 log = logging.getLogger("bench.estimate")
 
@@ -300,8 +300,7 @@ def work(job: dict, config: dict) -> Work:
         return Work(largest_call=1)
     if job["kind"] == "train":
         t = config["train"]
-        f, g, largest, fc, gc, _, _ = _train_passes(method, d, json.dumps({"hparams": hp, "vicinity": main},
-                                                                          sort_keys=True, default=str))
+        c = _train_passes(method, d, json.dumps({"hparams": hp, "vicinity": main}, sort_keys=True, default=str))
         epochs = plan.train_epochs(config, method)
         n = _split(config, d, "train", t.get("train_per_class")) * epochs
         batch = t["batch_size"] if t["batch_size"] != "recipe" else get_method(method).batch_size[shape_group(info)]
@@ -309,9 +308,9 @@ def work(job: dict, config: dict) -> Work:
         from bench.method import VicinalMethod
 
         # only the vicinal losses (n draws per image) run in chunks under the budget
-        return Work(forwards=f * n, gradient=g * n, largest_call=int(largest * int(batch)), train=True,
-                    chunked=issubclass(get_method(method), VicinalMethod),
-                    forward_calls=fc * steps, gradient_calls=gc * steps)
+        return Work(forwards=c.forwards * n, gradient=c.gradient * n, largest_call=int(c.largest * int(batch)),
+                    train=True, chunked=issubclass(get_method(method), VicinalMethod),
+                    forward_calls=c.forward_calls * steps, gradient_calls=c.gradient_calls * steps)
     if job["kind"] == "attack":
         a = config["attacks"]
         name = job["name"]
@@ -450,6 +449,12 @@ def compare(frame: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
     out = frame.dropna(subset=["job"]).merge(times[["job", "seconds"]], on="job", how="inner")
     out = out.assign(estimated_s=out["hours"] * 3600, measured_s=out["seconds"]).drop(columns="seconds")
     return out.assign(ratio=out["measured_s"] / out["estimated_s"])
+
+
+def compare_by_kind(both: pd.DataFrame) -> pd.DataFrame:
+    """Per job kind of a :func:`compare` frame: estimated and measured seconds, and their ratio."""
+    by_kind = both.groupby("kind")[["estimated_s", "measured_s"]].sum()
+    return by_kind.assign(ratio=by_kind["measured_s"] / by_kind["estimated_s"])
 
 
 def peak_gib(frame: pd.DataFrame, budget_mb: int | str | None, memory_gib: float) -> pd.Series:

@@ -147,9 +147,7 @@ def compare_estimate(config: Path, device: str, rates: Path, times: pd.DataFrame
         return None
     both = estimate.compare(frame, times)
     write_csv(both, out)
-    by_kind = both.groupby("kind")[["estimated_s", "measured_s"]].sum()
-    log.info("measured against estimated seconds per kind:\n%s", (by_kind.assign(ratio=by_kind["measured_s"]
-                                                                                  / by_kind["estimated_s"])).to_string())
+    log.info("measured against estimated seconds per kind:\n%s", estimate.compare_by_kind(both).to_string())
     return both
 
 
