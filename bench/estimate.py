@@ -374,8 +374,10 @@ def throughput(device: str, path: Path = THROUGHPUT) -> pd.DataFrame:
 def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame:
     """One row per job: its kind, model, work, estimated hours (typical and worst case), peak
     memory (GiB) and the time limit it runs under (minutes, from ``resources``). With
-    ``attacks.group: model`` a model's grouped attacks are one job (:func:`bench.plan.grouped_attacks`):
-    their work and hours add up, their peak is the largest, and they start one process.
+    ``attacks.group: model`` a model's grouped attacks are one job (:func:`bench.plan.grouped_attacks`),
+    and with ``certify.group: model`` its grouped certifications
+    (:func:`bench.plan.grouped_certifications`): their work and hours add up, their peak is the
+    largest, and they start one process.
 
     ``hours`` = ``start_hours`` (the device's ``job_start_s``) + passes × the per-image time
     (:func:`_per_image`: the measured batch's time less its one latency) + ``latency_hours`` (the
@@ -390,7 +392,7 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
             measured = measured.assign(**{column: measured[column].fillna(0.0) if column in measured else 0.0})
     start_s = float(measured["job_start_s"].max())
     rates = measured.set_index(["arch", "shape", "phase"])
-    grouped = plan.grouped_attacks(config)
+    grouped, grouped_tables = plan.grouped_attacks(config), plan.grouped_certifications(config)
     rows = []
     for job in jobs(config):
         w = work(job, config)
@@ -409,17 +411,18 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
                      "hours": seconds / 3600, "worst_hours": worst / 3600,
                      "weights_gib": weights / 1024, "activations_gib": w.largest_call * per_image / 1024,
                      "image_gib": per_image / 1024, "chunked": w.chunked, "limit_minutes": limit,
-                     "device": device_name, "output": job["output"], "job": _job_name(job["output"], grouped)})
+                     "device": device_name, "output": job["output"], "job": _job_name(job["output"], grouped, grouped_tables)})
     frame = pd.DataFrame(rows)
-    if grouped:
-        together = ((frame["kind"] == "attack") & frame["name"].isin(grouped)
-                    & ~frame["output"].str.contains("/ablation/"))
+    for kind, names, label in (("attack", grouped, "attacks"), ("certify", grouped_tables, "certifications")):
+        if not names:
+            continue
+        together = (frame["kind"] == kind) & frame["name"].isin(names) & ~frame["output"].str.contains("/ablation/")
         merged = frame[together].groupby("job", sort=False).agg(  # one job per model and seed
             {"dataset": "first", "method": "first", "arch": "first", "kind": "first", "forwards": "sum",
              "gradient_passes": "sum", "calls": "sum", "latency_hours": "sum", "hours": "sum", "worst_hours": "sum",
              "weights_gib": "max", "activations_gib": "max", "image_gib": "max", "chunked": "any",
              "limit_minutes": "first", "device": "first", "output": "first"}).reset_index()
-        merged["name"] = f"attacks ({len(grouped)})"
+        merged["name"] = f"{label} ({len(names)})"
         frame = pd.concat([frame[~together], merged[frame.columns]], ignore_index=True)
     # every job (a grouped one once) starts a process: Python, torch, the engine, CUDA
     frame["start_hours"] = start_s / 3600
@@ -435,10 +438,10 @@ def _per_image(rate: pd.Series) -> float:
     return max(batch_s - rate["latency_ms"] / 1000, 0.0) / rate["batch_size"]
 
 
-def _job_name(output: str, grouped) -> str | None:
+def _job_name(output: str, grouped, grouped_tables) -> str | None:
     """The job's name as ``reports/job_times.csv`` writes it (its ``benchmark:`` file, from
     ``<model>/`` on, without ``.tsv``)."""
-    path = plan.benchmark_of(output, grouped)
+    path = plan.benchmark_of(output, grouped, grouped_tables)
     return None if path is None else path.split("/benchmarks/", 1)[1][: -len(".tsv")]
 
 

@@ -28,7 +28,7 @@ from bench.external import external_models
 from bench.method import available_methods, get_method, shape_group
 
 __all__ = ["ablation_runs", "attack_names", "benchmark_of", "best_arch", "candidate_runs", "code_version",
-           "external_models", "grouped_attacks", "train_epochs",
+           "external_models", "grouped_attacks", "grouped_certifications", "train_epochs",
            "job_settings", "methods", "numerics", "reports_dir", "result_dir", "runs", "selection_file", "vicinities"]
 
 #: Appendix C.1: the architecture each method is reported on
@@ -45,6 +45,7 @@ JOB_MODULES = {
     "import": ("bench.jobs.external",),
     "attack": ("bench.jobs.attack",),
     "attacks": ("bench.jobs.attacks",),  # attacks.group: model
+    "certifications": ("bench.jobs.certify",),  # certify.group: model
     "audit": ("bench.jobs.audit",),
     "native": ("bench.jobs.native",),
     "validation": ("bench.jobs.validation",),
@@ -173,17 +174,35 @@ def grouped_attacks(config: dict) -> list[str]:
     if config["attacks"].get("group", "attack") != "model":
         return []
     from bench.masking import TRANSFER_ATTACK
+
+    return [a for a in _every_model_needs(config, "attacks") if a != TRANSFER_ATTACK]
+
+
+def grouped_certifications(config: dict) -> list[str]:
+    """The certification tables one job per model runs together (``certify.group: model``);
+    none by default (one job per table and model).
+
+    They are the tables (1, 2, 10, 11, 12 when enabled) that every model is certified for, in
+    the tables' order; the ablation's models and an ``arch: sweep``'s validation keep a job each."""
+    if config["certify"].get("group", "table") != "model":
+        return []
+    return _every_model_needs(config, "certify")
+
+
+def _every_model_needs(config: dict, folder: str) -> list[str]:
+    """The names of the ``<model>/<folder>/<name>.json`` outputs that the enabled tables ask of
+    every (non-ablation) model, in the tables' order."""
     from bench.tables import enabled_tables
 
     per_model: dict[str, list[str]] = {}
     for table in enabled_tables(config):
-        for path in table.inputs(config):  # the paper's architectures: attack names do not depend on them
-            model, _, name = path.rpartition("/attacks/")
-            if _ and "/ablation/" not in model:
+        for path in table.inputs(config):  # the paper's architectures: output names do not depend on them
+            model, found, name = path.rpartition(f"/{folder}/")
+            if found and "/ablation/" not in model and name.endswith(".json"):
                 per_model.setdefault(model, []).append(name[: -len(".json")])
     if not per_model:
         return []
-    common = set.intersection(*(set(v) for v in per_model.values())) - {TRANSFER_ATTACK}
+    common = set.intersection(*(set(v) for v in per_model.values()))
     return [a for a in dict.fromkeys(a for v in per_model.values() for a in v) if a in common]
 
 
@@ -305,13 +324,15 @@ def code_version(kind: str, method: str | None = None) -> dict[str, str]:
     return out
 
 
-def benchmark_of(path: str, grouped: Iterable[str] = ()) -> str | None:
+def benchmark_of(path: str, grouped: Iterable[str] = (), grouped_tables: Iterable[str] = ()) -> str | None:
     """The Snakemake ``benchmark:`` file of the job that wrote ``path`` (None for aggregates).
 
-    ``results/<run>/<model>/certify/table1.json`` -> ``results/<run>/benchmarks/<model>/certify_table1.tsv``,
-    and likewise ``model.json`` -> ``train.tsv``, ``attacks/<A>.json`` -> ``attack_<A>.tsv`` (or
-    ``attacks.tsv``, the model's one attack job, when ``A`` is in ``grouped``: :func:`grouped_attacks`),
-    ``audit.json``, ``native.json``, ``certify/validation.json`` -> ``<name>.tsv``.
+    ``results/<run>/<model>/certify/table1.json`` -> ``results/<run>/benchmarks/<model>/certify_table1.tsv``
+    (or ``certifications.tsv``, the model's one certification job, when ``table1`` is in
+    ``grouped_tables``: :func:`grouped_certifications`), and likewise ``model.json`` ->
+    ``train.tsv``, ``attacks/<A>.json`` -> ``attack_<A>.tsv`` (or ``attacks.tsv``, the model's one
+    attack job, when ``A`` is in ``grouped``: :func:`grouped_attacks`), ``audit.json``,
+    ``native.json``, ``certify/validation.json`` -> ``<name>.tsv``.
     """
     parts = path.split("/")
     seed = next((i for i, part in enumerate(parts) if part.startswith("seed")), None)
@@ -322,7 +343,10 @@ def benchmark_of(path: str, grouped: Iterable[str] = ()) -> str | None:
         name = "train"
     elif tail[0] == "certify" and tail[1].endswith(".json"):
         stem = tail[1][: -len(".json")]
-        name = "validation" if stem == "validation" else f"certify_{stem}"
+        if stem == "validation":
+            name = "validation"
+        else:
+            name = "certifications" if stem in grouped_tables and "ablation" not in parts else f"certify_{stem}"
     elif tail[0] == "attacks":
         attack = tail[1][: -len(".json")]
         name = "attacks" if attack in grouped and "ablation" not in parts else "attack_" + attack

@@ -129,6 +129,39 @@ if GROUPED_ATTACKS:
     ruleorder: attacks > attack
 
 
+if GROUPED_TABLES:
+
+    rule certifications:
+        """The certification tables every model needs in one job per model (certify.group: model):
+        one Python start instead of one per table; each table's outputs are what its own job
+        would write (bench.jobs.certify.run_group)."""
+        input:
+            model=f"{RUN}/model.json",
+            weights=f"{RUN}/model.safetensors",
+        output:
+            expand(f"{RUN}/certify/{{table}}{{suffix}}", table=GROUPED_TABLES, suffix=[".json", "_inputs.csv"],
+                   allow_missing=True),
+        params:
+            settings=lambda w: {t: plan.job_settings("certify", config, w, table=t) for t in GROUPED_TABLES},
+            code=code("certifications"),
+        log:
+            f"{LOGS}/certifications.log",
+        benchmark:
+            f"{BENCH}/certifications.tsv"
+        threads: config["resources"]["eval_threads"]
+        resources:
+            gpu=config["resources"]["gpus"],
+            runtime=config["resources"]["eval_minutes"],
+            mem_mb=config["resources"]["mem_mb"],
+            activation_memory_mb=ACTIVATION_MEMORY,
+        conda:
+            "../envs/bench.yaml"
+        script:
+            "../scripts/certifications.py"
+
+    ruleorder: certifications > certify
+
+
 rule audit:
     """Fresh-sample audit of one model's Table 1 certificates: which certificate can be trusted."""
     input:

@@ -1,12 +1,14 @@
 """Snakemake job: one table from its jobs' outputs (bench.tables)."""
 from bench.io import write_csv
-from bench.method import load_plugin
 from bench.tables import get_table
 from bench.tables.base import MODEL_KEYS
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-for plugin in smk.config.get("plugins", []):  # a plugin may register tables as well as methods
-    load_plugin(plugin)
+if smk.config.get("plugins"):  # a plugin may register tables as well as methods; without one, no torch import
+    from bench.method import load_plugin
+
+    for plugin in smk.config["plugins"]:
+        load_plugin(plugin)
 table = get_table(smk.wildcards.table)
 frame = table.build(list(smk.input), {"paper_reference": dict(smk.params.paper_reference)})
 if frame.columns.empty:  # no model has rows for it (no RS or IBP for native certificates, say): a header

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import estimate
+from bench import estimate, plan
 from bench.sequential import n_min
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,3 +196,35 @@ def test_grouped_attacks_start_one_process(tmp_path):
                                           "fashion_mnist/erm/convnet/seed1/attacks"} <= set(grouped["job"])
     saved = (len(erm(single)) - len(erm(grouped))) * 4.0 / 3600
     assert erm(grouped)["hours"].sum() == pytest.approx(erm(single)["hours"].sum() - saved)
+
+
+def test_grouped_certifications_start_one_process(tmp_path):
+    """``certify.group: model``: a model's five certification tables are one job (one start-up),
+    named as its benchmark file; the ablation's certifications keep a job each."""
+    config = estimate.load_config(ROOT / "config" / "smoke.yaml")
+    config["certify"]["group"] = "model"
+    rates = [{"device": "Test GPU", "arch": a, "shape": s, "phase": p, "precision": "fp32", "batch_size": 128,
+              "images_per_s": 1000.0, "activation_mib_per_image": 1.0, "parameters": 10, "latency_ms": 0.0,
+              "job_start_s": 4.0} for a in ("convnet", "cnn7") for s in ("28x28", "32x32") for p in ("forward", "train")]
+    pd.DataFrame(rates).to_csv(tmp_path / "t.csv", index=False)
+    grouped = estimate.estimate(config, "test", tmp_path / "t.csv")
+    config["certify"]["group"] = "table"
+    single = estimate.estimate(config, "test", tmp_path / "t.csv")
+    certify = lambda f: f[(f["kind"] == "certify") & (f["method"] == "erm")]  # noqa: E731
+    assert len(certify(single)) == 5 and len(certify(grouped)) == 1
+    row = certify(grouped).iloc[0]
+    assert row["job"] == "fashion_mnist/erm/convnet/seed0/certifications" and row["name"] == "certifications (5)"
+    assert row["forwards"] == certify(single)["forwards"].sum()
+    assert row["hours"] == pytest.approx(certify(single)["hours"].sum() - 4 * 4.0 / 3600)
+    ablation = lambda f: f[(f["kind"] == "certify") & f["job"].str.startswith("ablation/")]  # noqa: E731
+    assert len(ablation(grouped)) == len(ablation(single)) > 0
+
+
+def test_benchmark_of_a_grouped_certification():
+    model = "results/r/fashion_mnist/erm/convnet/seed0"
+    assert plan.benchmark_of(f"{model}/certify/table2.json") == "results/r/benchmarks/fashion_mnist/erm/convnet/seed0/certify_table2.tsv"
+    assert plan.benchmark_of(f"{model}/certify/table2.json", (), ["table2"]) == \
+        "results/r/benchmarks/fashion_mnist/erm/convnet/seed0/certifications.tsv"
+    ablation = "results/r/ablation/fashion_mnist/ours/convnet/lam-1.0/seed0/certify/table2.json"
+    assert plan.benchmark_of(ablation, (), ["table2"]).endswith("/lam-1.0/seed0/certify_table2.tsv")
+    assert plan.benchmark_of(f"{model}/certify/validation.json", (), ["table2"]).endswith("/validation.tsv")

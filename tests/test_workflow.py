@@ -55,7 +55,11 @@ def test_dry_run_builds_every_method_attack_and_table(workdir, name, datasets):
     checks = {"PGDMoreSteps", "PGDUnbounded", "FGSM", "PGD", "Square"} - set(names)
     adaptive = len(cfg["adaptive"]["attacks"]) + 1  # + AutoAttack's rand version
     assert counts["train"] == models
-    assert counts["certify"] == models * 5  # Tables 1, 2, 10, 11, 12
+    if cfg["certify"].get("group") == "model":  # one job per model (bench.plan.grouped_certifications)
+        assert counts["certifications"] == models and counts.get("certify", 0) == 0
+        assert plan.grouped_certifications(cfg) == ["table1", "table2", "table10", "table11", "table12"]
+    else:
+        assert counts["certify"] == models * 5  # Tables 1, 2, 10, 11, 12
     per_model = len(names) + 1 + len(checks)  # Table 9's, AutoAttack, the masking checks
     if cfg["attacks"].get("group") == "model":  # one job per model for those (bench.plan.grouped_attacks)
         assert counts["attacks"] == models and len(plan.grouped_attacks(cfg)) == per_model
@@ -252,3 +256,37 @@ def test_grouped_attacks_are_one_job_per_model_with_the_same_results(smoke_run, 
         for row in rows:
             row.pop("seconds")
         assert rows[0] == rows[1], name
+
+
+@pytest.mark.slow
+def test_grouped_certifications_are_one_job_per_model_with_the_same_results(smoke_run, tmp_path):
+    """``certify.group: model``: a model's certification tables run in one job (one Python start
+    instead of five), and each table's outputs hold the rows and per-input outcomes its own job
+    writes in the smoke run."""
+    smoke_dir, smoke = smoke_run
+    assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg["certify"]["group"] = "model"
+    config = tmp_path / "grouped.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "work"
+    work.mkdir()
+    grouped = plan.grouped_certifications(cfg)
+    assert grouped == ["table1", "table2", "table10", "table11", "table12"]
+    ungrouped, together = job_counts(ROOT / "config" / "smoke.yaml", work), job_counts(config, work)
+    assert together["certifications"] == ungrouped["train"] and "certify" not in together
+    assert together["certify_ablation"] == ungrouped["certify_ablation"]  # the ablation's keep a job each
+    model = "fashion_mnist/ibp/cnn7/seed0"  # Table 11's κ = 0 from sound bounds runs for IBP only
+    out = snakemake(f"results/smoke/{model}/certify/table11.json", "--cores", "2", "--configfile", str(config), cwd=work)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (work / "results" / "smoke" / "benchmarks" / model / "certifications.tsv").is_file()
+    assert "1 of 2 steps" in out.stdout + out.stderr  # train, then one certification job for all five
+    for table in grouped:
+        rows = [json.loads((d / "results" / "smoke" / model / "certify" / f"{table}.json").read_text())["rows"]
+                for d in (smoke_dir, work)]
+        for row in rows[0] + rows[1]:
+            row.pop("seconds", None)
+        assert rows[0] == rows[1], table
+        inputs = [pd.read_csv(d / "results" / "smoke" / model / "certify" / f"{table}_inputs.csv")
+                  for d in (smoke_dir, work)]
+        pd.testing.assert_frame_equal(*inputs, obj=table)

@@ -4,11 +4,17 @@ classifier h (argmax of the network) by the sequential tests of :mod:`bench.cert
 The test inputs are certified in blocks of ``certify.block_inputs`` (each block with its own
 seed, so a block's result does not depend on the others); after each block the job saves its
 outcomes (:class:`bench.jobs.resume.Units`), and a rerun of a job killed by its time limit
-resumes after the last finished block, with the result of an uninterrupted run."""
+resumes after the last finished block, with the result of an uninterrupted run.
+
+:func:`run_group` is the job of ``certify.group: model``: every table of
+:func:`bench.plan.grouped_certifications` for one model, one after another in one process (one
+Python and torch start instead of one per table); each table runs exactly as its own job would,
+so grouped and ungrouped runs write the same rows."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -20,7 +26,7 @@ from bench.jobs.common import Job, evaluated_model
 from bench.jobs.resume import Units
 from bench.vicinity import parse_vicinity
 
-__all__ = ["run"]
+__all__ = ["run", "run_group"]
 
 SETTING = ("vicinity", "kappa", "alpha", "procedure")
 BLOCK_SEED = 7919  # block b of group i draws from seed + i + 7919 b: block 0 keeps the unblocked seed
@@ -60,6 +66,17 @@ def run(smk) -> None:
     write_csv(pd.concat(frames, ignore_index=True), smk.output.inputs)
     job.write(rows, smk.output.summary, Path(smk.input.model).parent)
     units.done()
+
+
+def run_group(smk) -> None:
+    """Every table of ``params.settings`` (table key -> that table's job settings) for one model,
+    each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs."""
+    outputs = {Path(p).name: p for p in smk.output}
+    for table, settings in smk.params.settings.items():
+        run(SimpleNamespace(input=smk.input, log=smk.log, threads=smk.threads, resources=smk.resources,
+                            config=smk.config, params=SimpleNamespace(settings=settings, code=smk.params.code),
+                            output=SimpleNamespace(summary=outputs[f"{table}.json"],
+                                                   inputs=outputs[f"{table}_inputs.csv"])))
 
 
 def _block(units: Units, name: str, model, test, start: int, size: int, spec: str, confs: list[CertifyConfig],
