@@ -67,6 +67,10 @@ def _snakemake(config: Path, targets: list[str], cores: int, gpus: int, seconds:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+                # A killed Snakemake leaves its lock, and the next run on this directory would
+                # stop with a LockException (it did on the H200): release it.
+                log.warning("Snakemake killed: releasing its lock (--unlock)")
+                subprocess.run([*cmd, "--unlock"], stdout=out, stderr=subprocess.STDOUT, check=False)
     elapsed = time.perf_counter() - start
     steps = re.findall(r"\d+ of \d+ steps \([^)]*\) done", log_path.read_text().rpartition(f"$ {' '.join(cmd)}")[2])
     return elapsed, (steps[-1] if steps else "0 steps done")

@@ -25,6 +25,10 @@ Writes ``reports/bench/precision.csv``, a long table with one row per measuremen
   the vicinity (``--vicinity``), computed at each setting against fp32: the fraction agreeing
   (``value``, percent) with its 95% Clopper–Pearson interval.
 
+Every row names the ``device`` it was measured on (``--device``: ``cpu``, the default, or
+``cuda``); rows of other devices already in ``--out`` are kept, so the CPU's and a GPU's
+measurements sit in one file. On a GPU the timed batches end with a synchronise.
+
 Run: ``python benchmarks/precision.py`` (about 3–5 minutes on 2 cores).
 """
 from __future__ import annotations
@@ -48,6 +52,7 @@ from bench.precision import Precision, autocast, prepare_input, prepare_model
 from bench.stats import clopper_pearson, mcnemar_exact
 from bench.train import TrainSpec, load_model, make_optimizer, train
 from bench.vicinity import parse_vicinity
+from throughput import _sync, device_name  # benchmarks/throughput.py, beside this file
 
 log = logging.getLogger("benchmarks.precision")
 
@@ -65,7 +70,7 @@ class Timed:
                  labels: torch.Tensor, info, seed: int = 0):
         torch.manual_seed(seed)
         self.arch, self.phase, self.precision = arch, phase, precision
-        self.model = prepare_model(create_model(arch, info), precision)
+        self.model = prepare_model(create_model(arch, info).to(images.device), precision)
         self.x, self.y = images, labels
         if phase == "inference":
             self.predict = classifier(self.model, precision)
@@ -93,6 +98,7 @@ def throughput(args, info, images: torch.Tensor, labels: torch.Tensor) -> list[d
             start = time.perf_counter()
             for _ in range(args.batches):
                 r.step()
+            _sync(images.device)
             seconds = time.perf_counter() - start
             if round_ >= args.warmup:
                 rates[i].append(args.batches * len(images) / seconds)
@@ -112,7 +118,9 @@ def throughput(args, info, images: torch.Tensor, labels: torch.Tensor) -> list[d
 @torch.inference_mode()
 def predictions(model, images: torch.Tensor, precision: Precision, batch_size: int) -> torch.Tensor:
     predict = classifier(model, precision)
-    return torch.cat([predict(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    device = next(model.parameters()).device
+    return torch.cat([predict(images[i : i + batch_size].to(device)).cpu()
+                      for i in range(0, len(images), batch_size)])
 
 
 def accuracy_effect(args, test) -> tuple[list[dict], torch.nn.Module]:
@@ -132,13 +140,13 @@ def accuracy_effect(args, test) -> tuple[list[dict], torch.nn.Module]:
         for name, p, seed in variants:
             spec = TrainSpec(dataset="fashion_mnist", method=args.method, arch="convnet", seed=seed,
                              epochs=args.epochs, batch_size=args.train_batch_size,
-                             train_per_class=args.train_per_class, val_per_class=10, device="cpu",
+                             train_per_class=args.train_per_class, val_per_class=10, device=args.device,
                              precision=p.dtype, channels_last=p.channels_last)
             run = Path(tmp) / f"run{len(rows)}"
             start = time.perf_counter()
             result = train(spec, run, progress=False)
             seconds = time.perf_counter() - start
-            model = load_model(run)
+            model = load_model(run, args.device)
             evaluations = [(name, p)]
             if name == "fp32" and first_fp32 is None:
                 first_fp32 = model
@@ -178,7 +186,7 @@ def agreement(args, model, test) -> list[dict]:
     reference = predictions(model, inputs, Precision("fp32"), args.batch_size)
     rows = []
     for p in SETTINGS[1:]:
-        copy = create_model("convnet", test.info)
+        copy = create_model("convnet", test.info).to(args.device)
         copy.load_state_dict(model.state_dict())
         same = predictions(copy.eval(), inputs, p, args.batch_size) == reference
         k, n = int(same.sum()), len(same)
@@ -199,6 +207,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--method", default="ours")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-per-class", type=int, default=50)
@@ -217,16 +226,23 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     test = load_split("fashion_mnist", "test", subset_per_class=args.test_per_class)
     batch = load_split("fashion_mnist", "train", subset_per_class=-(-args.batch_size // 10))
-    images, labels = batch.images[: args.batch_size].contiguous(), batch.labels[: args.batch_size]
+    device = torch.device(args.device)
+    images = batch.images[: args.batch_size].contiguous().to(device)
+    labels = batch.labels[: args.batch_size].to(device)
 
     rows = throughput(args, batch.info, images, labels)
     acc_rows, model = accuracy_effect(args, test)
     rows += acc_rows + agreement(args, model, test)
 
     table = pd.DataFrame(rows)
+    table.insert(0, "device", device_name(device))
     table["batch_size"] = args.batch_size
     table["threads"] = args.threads
     table["torch"] = torch.__version__
+    if args.out.exists():  # one file for every device measured: keep the other devices' rows
+        old = pd.read_csv(args.out)
+        if "device" in old:
+            table = pd.concat([old[old["device"] != table["device"].iloc[0]], table], ignore_index=True)
     write_csv(table, args.out)
     log.info("wrote %s in %.0f s\n%s", args.out, time.perf_counter() - start, table.to_string(index=False))
     return table
