@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/false_certification.py
 	$(BIN)/python benchmarks/train_cost.py
 	$(BIN)/python benchmarks/precision.py
+	$(BIN)/python benchmarks/snakemake_start.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports/bench/*.tmp

@@ -116,6 +116,7 @@ if GROUPED_ATTACKS:
         benchmark:
             f"{BENCH}/attacks.tsv"
         threads: config["resources"]["eval_threads"]
+        priority: 1  # as certifications
         resources:
             gpu=config["resources"]["gpus"],
             runtime=config["resources"]["eval_minutes"],
@@ -149,6 +150,7 @@ if GROUPED_TABLES:
         benchmark:
             f"{BENCH}/certifications.tsv"
         threads: config["resources"]["eval_threads"]
+        priority: 1  # the longest evaluation jobs: started before the short ones, not left for the tail
         resources:
             gpu=config["resources"]["gpus"],
             runtime=config["resources"]["eval_minutes"],

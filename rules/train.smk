@@ -14,6 +14,9 @@ rule train:
     wildcard_constraints:
         method=TRAINED_PATTERN,
     threads: config["resources"]["train_threads"]
+    # first among ready jobs: every evaluation waits for a model, so trainings early keep the
+    # cores busy to the end (a long job started last becomes the run's tail)
+    priority: 2
     resources:
         gpu=config["resources"]["gpus"],
         runtime=config["resources"]["train_minutes"],

@@ -2,6 +2,7 @@
 dataset description and a constant model."""
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -11,9 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from bench.cli import snakemake_env
 from bench.data import DatasetInfo
 
 torch.set_num_threads(2)
+# The suite's Snakemake runs are local: each would otherwise pay the SLURM plugin's `scontrol`
+# probe, 9-10 s where the clients are installed and no controller answers (bench.cli.snakemake_env).
+# The SLURM tests give their clients their own cluster's config.
+os.environ.update(snakemake_env([], os.environ))
 
 
 #: a tiny 3-class grayscale 8×8 dataset's description, for tests that need no files

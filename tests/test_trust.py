@@ -204,3 +204,20 @@ def test_a_table_defined_in_one_outside_module_enters_the_dag_and_the_report(bui
     assert set(table["method"]) == {"erm", "ours"} and (table["value"] > 0).all()
     html = (built / "reports" / "report.html").read_text()
     assert "Mean vicinity samples per input" in html and "Clopper–Pearson interval" in html
+
+
+def test_a_local_run_starts_snakemake_without_probing_slurm():
+    """``bench run``: a local run points the SLURM clients at an empty config (the executor
+    plugin's ``scontrol`` probe then fails at once instead of waiting up to 10 s); a run that
+    submits, by option or by ``$SNAKEMAKE_PROFILE``, keeps the user's SLURM configuration."""
+    from bench.cli import snakemake_env
+
+    user = {"PATH": "/usr/bin", "SLURM_CONF": "/etc/slurm/slurm.conf"}
+    assert snakemake_env(["--cores", "2", "reports/table1.csv"], user)["SLURM_CONF"] == os.devnull
+    for submitting in (["--profile", "profiles/slurm"], ["--profile=profiles/slurm"], ["-e", "slurm"],
+                       ["--executor", "slurm"], ["--workflow-profile", "p"]):
+        assert snakemake_env(["--cores", "2", *submitting], user) == user, submitting
+    assert snakemake_env([], {**user, "SNAKEMAKE_PROFILE": "slurm"})["SLURM_CONF"] == user["SLURM_CONF"]
+    assert snakemake_env([], {"PATH": "/usr/bin"})["PATH"] == "/usr/bin"  # the rest passes through
+    assert user["SLURM_CONF"] == "/etc/slurm/slurm.conf"  # the caller's mapping is not changed
+
