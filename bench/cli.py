@@ -191,22 +191,29 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 #: the options that send jobs to an executor other than the local one (a cluster's, say)
-_SUBMITTING = ("--executor", "-e", "--profile", "--workflow-profile")
+_SUBMITTING = ("--executor", "--profile", "--workflow-profile")
 
 
-def snakemake_env(snakemake_args: list[str], environ: Mapping[str, str]) -> dict[str, str]:
+def snakemake_env(snakemake_args: list[str], environ: Mapping[str, str], workdir: Path = Path(".")) -> dict[str, str]:
     """The environment of a ``bench run``'s Snakemake: ``environ``, plus ``SLURM_CONF=/dev/null``
-    when the jobs run locally (no ``--executor``, ``--profile`` or ``$SNAKEMAKE_PROFILE``).
+    when the jobs surely run locally.
 
     Why: Snakemake imports every installed executor plugin when it starts, and the SLURM plugin
     (snakemake-executor-plugin-slurm, ``job_status_query.get_min_job_age``) then runs
     ``scontrol show config`` with a 10-second timeout. Where the SLURM clients are installed but
     no controller answers (this project's test machine, a workstation off its cluster's network)
     that costs 9-10 s on every start; an empty config makes ``scontrol`` fail at once, and a
-    local run never calls SLURM. A run that submits keeps the user's SLURM configuration."""
+    local run never calls SLURM. Any sign of another executor keeps the user's configuration:
+    ``-e``/``--executor``, ``--profile``, ``--workflow-profile`` (or an abbreviation of them,
+    which Snakemake's parser accepts), ``$SNAKEMAKE_PROFILE``, or a ``profiles/default`` that
+    Snakemake would read by itself."""
     env = dict(environ)
-    submits = bool(environ.get("SNAKEMAKE_PROFILE")) or any(
-        a in _SUBMITTING or a.split("=", 1)[0] in _SUBMITTING for a in snakemake_args)
+    submits = bool(environ.get("SNAKEMAKE_PROFILE")) or (workdir / "profiles" / "default").is_dir()
+    for arg in snakemake_args:
+        name = arg.split("=", 1)[0]
+        if (name.startswith("-e") and not name.startswith("--")) or \
+                (len(name) > 2 and name.startswith("--") and any(o.startswith(name) for o in _SUBMITTING)):
+            submits = True
     if not submits:
         env["SLURM_CONF"] = os.devnull
     return env

@@ -450,6 +450,10 @@ def compare(frame: pd.DataFrame, times: pd.DataFrame) -> pd.DataFrame:
     ``times`` (``reports/job_times.csv``: ``job``, ``seconds``) measured, with ``estimated_s``
     (typical), ``measured_s`` and ``ratio`` = measured / estimated."""
     out = frame.dropna(subset=["job"]).merge(times[["job", "seconds"]], on="job", how="inner")
+    unmatched = sorted(set(times["job"]) - set(out["job"]))
+    if unmatched:  # e.g. a run with one certification job per table, compared under certify.group: model
+        log.warning("%d measured jobs have no estimate under this config (grouped otherwise?), left out: %s%s",
+                    len(unmatched), ", ".join(unmatched[:5]), ", ..." if len(unmatched) > 5 else "")
     out = out.assign(estimated_s=out["hours"] * 3600, measured_s=out["seconds"]).drop(columns="seconds")
     return out.assign(ratio=out["measured_s"] / out["estimated_s"])
 

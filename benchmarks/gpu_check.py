@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -56,20 +57,22 @@ def _snakemake(config: Path, targets: list[str], cores: int, gpus: int, seconds:
     with open(log_path, "a") as out:
         out.write(f"$ {' '.join(cmd)}\n")
         out.flush()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        # its own process group: the stop reaches Snakemake's jobs too, as a terminal's Ctrl-C does
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             log.warning("DAG not finished after %.0f s: stopping it (SIGINT)", seconds)
-            proc.send_signal(signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGINT)
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started
                 proc.wait()
                 # A killed Snakemake leaves its lock, and the next run on this directory would
-                # stop with a LockException (it did on the H200): release it.
-                log.warning("Snakemake killed: releasing its lock (--unlock)")
+                # stop with a LockException (it did on the H200): release it, now that no job of
+                # the killed run is left to write.
+                log.warning("Snakemake killed with its jobs: releasing its lock (--unlock)")
                 subprocess.run([*cmd, "--unlock"], stdout=out, stderr=subprocess.STDOUT, check=False)
     elapsed = time.perf_counter() - start
     steps = re.findall(r"\d+ of \d+ steps \([^)]*\) done", log_path.read_text().rpartition(f"$ {' '.join(cmd)}")[2])

@@ -42,6 +42,7 @@ rule attack:
     benchmark:
         f"{BENCH}/attack_{{attack}}.tsv"
     threads: config["resources"]["eval_threads"]
+    priority: 1  # the adaptive Vote* attacks are among the longest jobs on a GPU: not left for the tail
     resources:
         gpu=config["resources"]["gpus"],
         runtime=config["resources"]["eval_minutes"],

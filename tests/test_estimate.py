@@ -198,7 +198,7 @@ def test_grouped_attacks_start_one_process(tmp_path):
     assert erm(grouped)["hours"].sum() == pytest.approx(erm(single)["hours"].sum() - saved)
 
 
-def test_grouped_certifications_start_one_process(tmp_path):
+def test_grouped_certifications_start_one_process(tmp_path, caplog):
     """``certify.group: model``: a model's five certification tables are one job (one start-up),
     named as its benchmark file; the ablation's certifications keep a job each."""
     config = estimate.load_config(ROOT / "config" / "smoke.yaml")
@@ -218,6 +218,12 @@ def test_grouped_certifications_start_one_process(tmp_path):
     assert row["hours"] == pytest.approx(certify(single)["hours"].sum() - 4 * 4.0 / 3600)
     ablation = lambda f: f[(f["kind"] == "certify") & f["job"].str.startswith("ablation/")]  # noqa: E731
     assert len(ablation(grouped)) == len(ablation(single)) > 0
+    # a run measured one job per table has no match under the grouped config: said, not silently dropped
+    times = pd.DataFrame({"job": ["fashion_mnist/erm/convnet/seed0/certify_table1"], "seconds": [1.0]})
+    with caplog.at_level("WARNING", logger="bench.estimate"):
+        assert estimate.compare(grouped, times).empty
+    assert "1 measured jobs have no estimate" in caplog.text
+    assert len(estimate.compare(single, times)) == 1
 
 
 def test_benchmark_of_a_grouped_certification():

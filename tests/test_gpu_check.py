@@ -28,8 +28,8 @@ def smaller(config: dict) -> dict:
     config["data"] = {**config["data"], "synthetic": {"cifar10": 2}}
     config["train"] = {**config["train"], "epochs": 1, "batch_size": 32, "train_per_class": 2, "val_per_class": 1}
     config["hparams"] = {k: v for k, v in smoke["hparams"].items() if k in config["methods"]}
-    config["certify"] = {**smoke["certify"], "test_per_class": 1, "block_inputs": 4, "group": config["certify"]["group"]}
-    config["attacks"] = {**smoke["attacks"], "names": ["FGSM"], "group": config["attacks"]["group"]}
+    config["certify"] = {**smoke["certify"], "test_per_class": 1, "block_inputs": 4, "group": config["certify"].get("group", "table")}
+    config["attacks"] = {**smoke["attacks"], "names": ["FGSM"], "group": config["attacks"].get("group", "attack")}
     config["tables"] = [1, 9]  # certify and attack jobs (AutoAttack's Table 3 runs in the smoke test)
     config["resources"] = {**smoke["resources"], "activation_memory_mb": 64}
     # the adaptive attacks and the masking checks are attack jobs too: the smoke test runs them

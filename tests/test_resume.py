@@ -167,3 +167,76 @@ def test_one_block_of_all_inputs_is_the_unblocked_certification(model_dir, tmp_p
     certify_job.run(certify_smk(model_dir, tmp_path / "none", block_inputs=None))
     certify_job.run(certify_smk(model_dir, tmp_path / "big", block_inputs=1000))
     assert certified(tmp_path / "none") == certified(tmp_path / "big")
+
+
+def test_a_grouped_certification_killed_in_its_second_table_keeps_the_first(model_dir, tmp_path, monkeypatch):
+    """``certify.group: model``: Snakemake deletes every output of a killed job, so the finished
+    tables' progress files must outlive their outputs until the group ends; the rerun reads the
+    first table back, certifies only the second, and removes every progress file."""
+    import bench.jobs.certify as certify_job
+
+    whole, out = tmp_path / "whole", tmp_path / "group"
+    certify_job.run(certify_smk(model_dir, whole, block_inputs=None))
+    one = certify_smk(model_dir, out, block_inputs=None)
+    settings = {"table1": one.params.settings, "table2": {**one.params.settings, "table": "table2"}}
+    group = Files(input=one.input, output=[str(out / f"{t}{s}") for t in settings for s in (".json", "_inputs.csv")],
+                  log=one.log, params=Files(settings=settings, code={"engine": "test"}), threads=1,
+                  resources=Files(), config={})
+    calls, real = [], certify_job.certify_many
+
+    def die_in_table2(*args, **kwargs):  # two vicinities, one block each: calls 3 and 4 are table 2's
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed in table 2")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(certify_job, "certify_many", die_in_table2)
+    with pytest.raises(KeyboardInterrupt):
+        certify_job.run_group(group)
+    assert (out / "table1.json").exists() and (out / "table1.json.progress.json").exists()
+    for output in group.output:  # what Snakemake does to a failed job's outputs
+        Path(output).unlink(missing_ok=True)
+    calls.clear()
+    monkeypatch.setattr(certify_job, "certify_many", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    certify_job.run_group(group)
+    assert len(calls) == 2  # table 2's two vicinities; table 1 came from its progress file
+    assert certified(out) == certified(whole)
+    assert not list(out.glob("*.progress.json"))
+
+
+def test_a_grouped_attack_job_killed_in_its_second_attack_keeps_the_first(model_dir, tmp_path, monkeypatch):
+    """``attacks.group: model``: as the grouped certification, per attack (batches read back)."""
+    import bench.jobs.attacks as attacks_job
+
+    out = tmp_path / "group"
+    pgd, fgsm = smk(model_dir, out, "PGD"), smk(model_dir, out, "FGSM")
+    group = Files(input=pgd.input, output=[pgd.output.result, fgsm.output.result], log=pgd.log, threads=1,
+                  resources=Files(), config={}, params=Files(settings={"PGD": pgd.params.settings,
+                                                                       "FGSM": fgsm.params.settings},
+                                                             code={"engine": "test"}))
+    real_save = attack_job.Progress.save
+
+    def die_in_fgsm(self, *args):
+        real_save(self, *args)
+        if "FGSM" in str(self.path):
+            raise KeyboardInterrupt("killed in FGSM's first batch")
+
+    monkeypatch.setattr(attack_job.Progress, "save", die_in_fgsm)
+    with pytest.raises(KeyboardInterrupt):
+        attacks_job.run_group(group)
+    whole = rows(out, "PGD")
+    for output in group.output:
+        Path(output).unlink(missing_ok=True)
+    monkeypatch.setattr(attack_job.Progress, "save", real_save)
+    loaded, real_load = {}, attack_job.Progress.load
+
+    def spy_load(self):
+        done = real_load(self)
+        loaded[self.path.name] = done[0]
+        return done
+
+    monkeypatch.setattr(attack_job.Progress, "load", spy_load)
+    attacks_job.run_group(group)
+    assert loaded == {"PGD.json.progress.json": 4, "FGSM.json.progress.json": 1}  # PGD: all 4 batches read back
+    assert rows(out, "PGD") == whole and len(rows(out, "FGSM")["correct"]) == 10
+    assert not list((out / "attacks").glob("*.progress.json"))

@@ -206,18 +206,23 @@ def test_a_table_defined_in_one_outside_module_enters_the_dag_and_the_report(bui
     assert "Mean vicinity samples per input" in html and "Clopper–Pearson interval" in html
 
 
-def test_a_local_run_starts_snakemake_without_probing_slurm():
+def test_a_local_run_starts_snakemake_without_probing_slurm(tmp_path):
     """``bench run``: a local run points the SLURM clients at an empty config (the executor
-    plugin's ``scontrol`` probe then fails at once instead of waiting up to 10 s); a run that
-    submits, by option or by ``$SNAKEMAKE_PROFILE``, keeps the user's SLURM configuration."""
+    plugin's ``scontrol`` probe then fails at once instead of waiting up to 10 s); a run that may
+    submit (an executor or profile option, abbreviated or attached, ``$SNAKEMAKE_PROFILE``, a
+    ``profiles/default`` Snakemake reads by itself) keeps the user's SLURM configuration."""
     from bench.cli import snakemake_env
 
     user = {"PATH": "/usr/bin", "SLURM_CONF": "/etc/slurm/slurm.conf"}
-    assert snakemake_env(["--cores", "2", "reports/table1.csv"], user)["SLURM_CONF"] == os.devnull
-    for submitting in (["--profile", "profiles/slurm"], ["--profile=profiles/slurm"], ["-e", "slurm"],
-                       ["--executor", "slurm"], ["--workflow-profile", "p"]):
-        assert snakemake_env(["--cores", "2", *submitting], user) == user, submitting
-    assert snakemake_env([], {**user, "SNAKEMAKE_PROFILE": "slurm"})["SLURM_CONF"] == user["SLURM_CONF"]
-    assert snakemake_env([], {"PATH": "/usr/bin"})["PATH"] == "/usr/bin"  # the rest passes through
+    local = ["--cores", "2", "--printshellcmds", "--rerun-incomplete", "reports/table1.csv"]
+    assert snakemake_env(local, user, tmp_path)["SLURM_CONF"] == os.devnull
+    for submitting in (["--profile", "profiles/slurm"], ["--profile=profiles/slurm"], ["-e", "slurm"], ["-eslurm"],
+                       ["--executor", "slurm"], ["--executor=slurm"], ["--exec", "slurm"], ["--prof", "p"],
+                       ["--workflow-profile", "p"]):
+        assert snakemake_env(["--cores", "2", *submitting], user, tmp_path) == user, submitting
+    assert snakemake_env([], {**user, "SNAKEMAKE_PROFILE": "slurm"}, tmp_path)["SLURM_CONF"] == user["SLURM_CONF"]
+    (tmp_path / "profiles" / "default").mkdir(parents=True)
+    assert snakemake_env(local, user, tmp_path) == user
+    assert snakemake_env([], {"PATH": "/usr/bin"}, tmp_path / "elsewhere")["PATH"] == "/usr/bin"  # the rest passes through
     assert user["SLURM_CONF"] == "/etc/slurm/slurm.conf"  # the caller's mapping is not changed
 

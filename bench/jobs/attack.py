@@ -13,6 +13,7 @@ resumes from there with the same result as an uninterrupted run.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,7 +26,12 @@ from bench.vicinity import parse_vicinity
 __all__ = ["Progress", "run"]
 
 
-def run(smk) -> None:
+def run(smk, finish: bool = True) -> Callable[[], None]:
+    """One attack on one model (its output: ``smk.output.result``). ``finish=False`` keeps the
+    progress file after the output is written and returns its remover: a grouped job
+    (:mod:`bench.jobs.attacks`) removes its attacks' files only once all its outputs exist,
+    since Snakemake deletes a failed or killed job's outputs, and the rerun then reads the
+    finished attacks back instead of running them again."""
     from bench.adaptive import make_adaptive_attack
     from bench.attacks import LABELS, AttackBudget, autoattack, autoattack_settings, make_attack
     from bench.checkpoint import load_model
@@ -77,4 +83,6 @@ def run(smk) -> None:
                 "defence_success_rate": 100.0 * sum(correct) / len(test),
                 "inference": "vote" if method.vote else "argmax", "settings": settings,
                 "seconds": spent + time.perf_counter() - start}], smk.output.result, Path(smk.input.model).parent)
-    progress.done()
+    if finish:
+        progress.done()
+    return progress.done

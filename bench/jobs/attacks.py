@@ -3,7 +3,9 @@ gradient-masking checks; :func:`bench.plan.grouped_attacks`) on one model, one a
 one process: one Python and torch start instead of one per attack.
 
 Each attack runs exactly as its own job would (:func:`bench.jobs.attack.run`: its own settings,
-seed, resumable progress and output), so grouped and ungrouped runs write the same rows.
+seed, resumable progress and output), so grouped and ungrouped runs write the same rows. Every
+attack's progress file stays until the last output is written: Snakemake deletes all outputs of
+a job that failed or was killed, and its rerun reads the finished attacks back from them.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ def run_group(smk) -> None:
     """Every attack of ``params.settings`` (attack name -> that attack's job settings) on one
     model, each written to its ``attacks/<name>.json`` output."""
     outputs = {Path(p).stem: p for p in smk.output}
-    for name, settings in smk.params.settings.items():
-        run(SimpleNamespace(input=smk.input, output=SimpleNamespace(result=outputs[name]), log=smk.log,
-                            threads=smk.threads, resources=smk.resources, config=smk.config,
-                            params=SimpleNamespace(settings=settings, code=smk.params.code)))
+    finish = [run(SimpleNamespace(input=smk.input, output=SimpleNamespace(result=outputs[name]), log=smk.log,
+                                  threads=smk.threads, resources=smk.resources, config=smk.config,
+                                  params=SimpleNamespace(settings=settings, code=smk.params.code)), finish=False)
+              for name, settings in smk.params.settings.items()]
+    for remove_progress in finish:
+        remove_progress()

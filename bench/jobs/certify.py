@@ -13,6 +13,7 @@ so grouped and ungrouped runs write the same rows."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,7 +33,10 @@ SETTING = ("vicinity", "kappa", "alpha", "procedure")
 BLOCK_SEED = 7919  # block b of group i draws from seed + i + 7919 b: block 0 keeps the unblocked seed
 
 
-def run(smk) -> None:
+def run(smk, finish: bool = True) -> Callable[[], None]:
+    """Every setting of one table for one model (outputs ``smk.output.summary`` and
+    ``smk.output.inputs``). ``finish=False`` keeps the progress file after the outputs are
+    written and returns its remover, for :func:`run_group`."""
     job = Job(smk)
     s = job.settings
     model = evaluated_model(Path(smk.input.model).parent, job)
@@ -65,18 +69,25 @@ def run(smk) -> None:
             frames.append(frame.assign(**job.identity, **{k: row[k] for k in SETTING}))
     write_csv(pd.concat(frames, ignore_index=True), smk.output.inputs)
     job.write(rows, smk.output.summary, Path(smk.input.model).parent)
-    units.done()
+    if finish:
+        units.done()
+    return units.done
 
 
 def run_group(smk) -> None:
     """Every table of ``params.settings`` (table key -> that table's job settings) for one model,
-    each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs."""
+    each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs.
+
+    Every table's progress file stays until the last output is written: Snakemake deletes all
+    outputs of a job that failed or was killed, and its rerun reads the finished tables back."""
     outputs = {Path(p).name: p for p in smk.output}
-    for table, settings in smk.params.settings.items():
-        run(SimpleNamespace(input=smk.input, log=smk.log, threads=smk.threads, resources=smk.resources,
-                            config=smk.config, params=SimpleNamespace(settings=settings, code=smk.params.code),
-                            output=SimpleNamespace(summary=outputs[f"{table}.json"],
-                                                   inputs=outputs[f"{table}_inputs.csv"])))
+    finish = [run(SimpleNamespace(input=smk.input, log=smk.log, threads=smk.threads, resources=smk.resources,
+                                  config=smk.config, params=SimpleNamespace(settings=settings, code=smk.params.code),
+                                  output=SimpleNamespace(summary=outputs[f"{table}.json"],
+                                                         inputs=outputs[f"{table}_inputs.csv"])), finish=False)
+              for table, settings in smk.params.settings.items()]
+    for remove_progress in finish:
+        remove_progress()
 
 
 def _block(units: Units, name: str, model, test, start: int, size: int, spec: str, confs: list[CertifyConfig],
