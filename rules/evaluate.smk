@@ -117,7 +117,7 @@ if GROUPED_ATTACKS:
         benchmark:
             f"{BENCH}/attacks.tsv"
         threads: config["resources"]["eval_threads"]
-        priority: 1  # as certifications
+        priority: 1  # long jobs: started before the short ones, not left for the tail
         resources:
             gpu=config["resources"]["gpus"],
             runtime=config["resources"]["eval_minutes"],
