@@ -115,10 +115,10 @@ def count_parameters(model: nn.Module) -> int:
 def convnet(in_channels: int, image_size: int, num_classes: int) -> nn.Module:
     flat = 64 * ((image_size - 4) // 2) ** 2
     return nn.Sequential(
-        nn.Conv2d(in_channels, 32, 3, 1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, 1), nn.ReLU(),
+        nn.Conv2d(in_channels, 32, 3, 1), nn.ReLU(inplace=True),
+        nn.Conv2d(32, 64, 3, 1), nn.ReLU(inplace=True),
         nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
-        nn.Linear(flat, 128), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(flat, 128), nn.ReLU(inplace=True), nn.Dropout(0.5),
         nn.Linear(128, num_classes),
     )
 
@@ -130,7 +130,7 @@ def convnet(in_channels: int, image_size: int, num_classes: int) -> nn.Module:
 def cnn7(in_channels: int, image_size: int, num_classes: int, width: int = 64,
          linear_size: int = 512) -> nn.Module:
     def conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+        return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
     w2 = 2 * width
     return nn.Sequential(
@@ -138,7 +138,7 @@ def cnn7(in_channels: int, image_size: int, num_classes: int, width: int = 64,
         *conv_bn(w2, w2, 1), *conv_bn(w2, w2, 1),
         nn.Flatten(),
         nn.Linear(((image_size + 1) // 2) ** 2 * w2, linear_size), nn.BatchNorm1d(linear_size),
-        nn.ReLU(), nn.Linear(linear_size, num_classes),
+        nn.ReLU(inplace=True), nn.Linear(linear_size, num_classes),
     )
 
 
@@ -178,7 +178,7 @@ def _stage(cin: int, cout: int, blocks: int, stride: int, bias: bool = False) ->
 @register_model("resnet18")
 def resnet18(in_channels: int, image_size: int, num_classes: int) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
         _stage(64, 64, 2, 1), _stage(64, 128, 2, 2), _stage(128, 256, 2, 2),
         _stage(256, 512, 2, 2),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, num_classes),
@@ -193,7 +193,7 @@ def cifar_resnet110(in_channels: int, image_size: int, num_classes: int,
                     depth: int = 110) -> nn.Module:
     n = (depth - 2) // 6
     net = nn.Sequential(
-        nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True),
         _stage(16, 16, n, 1), _stage(16, 32, n, 2), _stage(32, 64, n, 2),
         # AvgPool2d(8) in the original, for 32×32 input; adaptive is the same there.
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes),
@@ -213,12 +213,12 @@ def wrn8(in_channels: int, image_size: int, num_classes: int, widen_factor: int 
     w = base_width * widen_factor
     final = ((image_size + 1) // 2 + 1) // 2
     net = nn.Sequential(
-        nn.Conv2d(in_channels, base_width, 3, padding=1), nn.BatchNorm2d(base_width), nn.ReLU(),
+        nn.Conv2d(in_channels, base_width, 3, padding=1), nn.BatchNorm2d(base_width), nn.ReLU(inplace=True),
         _stage(base_width, w, 1, 1, bias=True),
         _stage(w, 2 * w, 1, 2, bias=True),
         _stage(2 * w, 4 * w, 1, 2, bias=True),
         nn.Flatten(),
-        nn.Linear(4 * w * final**2, 512), nn.BatchNorm1d(512), nn.ReLU(),
+        nn.Linear(4 * w * final**2, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
         nn.Linear(512, num_classes),
     )
     for m in net.modules():
