@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_cost.py
 	$(BIN)/python benchmarks/precision.py
 	$(BIN)/python benchmarks/snakemake_start.py
+	$(BIN)/python benchmarks/inplace_relu.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports/bench/*.tmp

@@ -240,3 +240,45 @@ def test_a_grouped_attack_job_killed_in_its_second_attack_keeps_the_first(model_
     assert loaded == {"PGD.json.progress.json": 4, "FGSM.json.progress.json": 1}  # PGD: all 4 batches read back
     assert rows(out, "PGD") == whole and len(rows(out, "FGSM")["correct"]) == 10
     assert not list((out / "attacks").glob("*.progress.json"))
+
+
+def test_pixle_is_reproducible_and_resumes_with_numpy_s_generator(model_dir, tmp_path, monkeypatch):
+    """Pixle (torchattacks) draws from numpy's global generator: the job seeds it, so two runs
+    craft the same adversarial images whatever state numpy was in, and a run killed after a
+    batch resumes with numpy's state restored, crafting the uninterrupted run's images."""
+    import numpy as np
+
+    seen: list[float] = []  # each batch's adversarial images, as the prediction sees them
+    real_predict = Method.predict
+
+    def spy_predict(self, model, images, *args, **kwargs):
+        seen.append(float(images.double().sum()))
+        return real_predict(self, model, images, *args, **kwargs)
+
+    monkeypatch.setattr(Method, "predict", spy_predict)
+    runs = []
+    for state, out in ((123, tmp_path / "first"), (456, tmp_path / "second")):
+        np.random.seed(state)
+        seen.clear()
+        attack_job.run(smk(model_dir, out, "Pixle"))
+        runs.append(list(seen))
+    assert len(runs[0]) == 4 and runs[0] == runs[1]
+    assert rows(tmp_path / "first", "Pixle") == rows(tmp_path / "second", "Pixle")
+    killed = tmp_path / "killed"
+    real_save, saves = attack_job.Progress.save, []
+
+    def save_then_die(self, *args):
+        real_save(self, *args)
+        saves.append(args[0])
+        if len(saves) == 2:
+            raise KeyboardInterrupt("killed after batch 2")
+
+    monkeypatch.setattr(attack_job.Progress, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        attack_job.run(smk(model_dir, killed, "Pixle"))
+    monkeypatch.setattr(attack_job.Progress, "save", real_save)
+    np.random.seed(789)  # the resumed run starts from another state: the progress file's must win
+    seen.clear()
+    attack_job.run(smk(model_dir, killed, "Pixle"))
+    assert seen == runs[0][2:]  # batches 3 and 4, as in the uninterrupted run
+    assert rows(killed, "Pixle") == rows(tmp_path / "first", "Pixle")

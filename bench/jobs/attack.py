@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.data import dataset_info, load_split
@@ -46,6 +47,7 @@ def run(smk, finish: bool = True) -> Callable[[], None]:
     budget = AttackBudget(linf=parse_vicinity(s["linf"]).eps, num_classes=info.num_classes, seed=job.seed,
                           channels=info.channels, square_queries=s["square_queries"])
     torch.manual_seed(job.seed)
+    np.random.seed(job.seed)  # Pixle and OnePixel (torchattacks) draw from numpy's global generator
     start = time.perf_counter()
     name, protocol = s["attack"], "paper"
     if "source" in smk.input.keys():

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench.io import write_json
@@ -38,9 +39,22 @@ def _tensor(text: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
 
 
+def _numpy_state() -> dict:
+    """numpy's global generator (Pixle and OnePixel of torchattacks draw from it), as JSON."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"keys": base64.b64encode(keys.astype("<u4").tobytes()).decode(), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_numpy_state(state: dict) -> None:
+    keys = np.frombuffer(base64.b64decode(state["keys"]), dtype="<u4").astype(np.uint32)
+    np.random.set_state(("MT19937", keys, state["pos"], state["has_gauss"], state["cached"]))
+
+
 class Progress:
     """An attack job's progress: batches done, their per-input outcomes, seconds spent, and the
-    states of the random-number generators the attack and the method's vote draw from.
+    states of the random-number generators the attack and the method's vote draw from (torch's,
+    numpy's global one, the method's own).
 
     Stored as ``<output>.progress.json`` (JSON, no pickle), written atomically after each batch,
     removed when the job's output is written; a file from other settings or code is ignored.
@@ -65,6 +79,8 @@ class Progress:
             log.warning("%s belongs to other settings or code: starting over", self.path)
             return 0, [], 0.0
         torch.set_rng_state(_tensor(data["rng"]["torch"]))
+        if "numpy" in data["rng"]:
+            _set_numpy_state(data["rng"]["numpy"])
         if self.cuda is not None and "cuda" in data["rng"]:
             torch.cuda.set_rng_state(_tensor(data["rng"]["cuda"]), self.cuda)
         for name, gen in self.generators.items():
@@ -73,7 +89,7 @@ class Progress:
         return int(data["batches"]), [bool(c) for c in data["correct"]], float(data["seconds"])
 
     def save(self, batches: int, correct: list[bool], seconds: float) -> None:
-        rng = {"torch": _state(torch.get_rng_state()),
+        rng = {"torch": _state(torch.get_rng_state()), "numpy": _numpy_state(),
                **{name: _state(gen.get_state()) for name, gen in self.generators.items()}}
         if self.cuda is not None:
             rng["cuda"] = _state(torch.cuda.get_rng_state(self.cuda))
