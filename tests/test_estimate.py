@@ -179,14 +179,21 @@ def test_the_estimate_charges_each_jobs_start_and_each_calls_latency(config, tmp
     assert (frame["start_hours"] == 4.0 / 3600).all()
 
 
+def flat_rates(path: Path) -> Path:
+    """A throughput file of one test device: 1,000 images/s for every architecture, shape and
+    phase, no latency, a 4-second job start-up."""
+    rates = [{"device": "Test GPU", "arch": a, "shape": s, "phase": p, "precision": "fp32", "batch_size": 128,
+              "images_per_s": 1000.0, "activation_mib_per_image": 1.0, "parameters": 10, "latency_ms": 0.0,
+              "job_start_s": 4.0} for a in ("convnet", "cnn7") for s in ("28x28", "32x32") for p in ("forward", "train")]
+    pd.DataFrame(rates).to_csv(path, index=False)
+    return path
+
+
 def test_grouped_attacks_start_one_process(tmp_path):
     config = estimate.load_config(ROOT / "config" / "smoke.yaml")
     config["attacks"]["group"] = "model"
     config["seeds"] = [0, 1]  # one grouped job per model and seed
-    rates = [{"device": "Test GPU", "arch": a, "shape": s, "phase": p, "precision": "fp32", "batch_size": 128,
-              "images_per_s": 1000.0, "activation_mib_per_image": 1.0, "parameters": 10, "latency_ms": 0.0,
-              "job_start_s": 4.0} for a in ("convnet", "cnn7") for s in ("28x28", "32x32") for p in ("forward", "train")]
-    pd.DataFrame(rates).to_csv(tmp_path / "t.csv", index=False)
+    flat_rates(tmp_path / "t.csv")
     grouped = estimate.estimate(config, "test", tmp_path / "t.csv")
     config["attacks"]["group"] = "attack"
     single = estimate.estimate(config, "test", tmp_path / "t.csv")
@@ -203,10 +210,7 @@ def test_grouped_certifications_start_one_process(tmp_path, caplog):
     named as its benchmark file; the ablation's certifications keep a job each."""
     config = estimate.load_config(ROOT / "config" / "smoke.yaml")
     config["certify"]["group"] = "model"
-    rates = [{"device": "Test GPU", "arch": a, "shape": s, "phase": p, "precision": "fp32", "batch_size": 128,
-              "images_per_s": 1000.0, "activation_mib_per_image": 1.0, "parameters": 10, "latency_ms": 0.0,
-              "job_start_s": 4.0} for a in ("convnet", "cnn7") for s in ("28x28", "32x32") for p in ("forward", "train")]
-    pd.DataFrame(rates).to_csv(tmp_path / "t.csv", index=False)
+    flat_rates(tmp_path / "t.csv")
     grouped = estimate.estimate(config, "test", tmp_path / "t.csv")
     config["certify"]["group"] = "table"
     single = estimate.estimate(config, "test", tmp_path / "t.csv")

@@ -46,6 +46,23 @@ def rows(out: Path, attack: str = "PGD") -> dict:
     return {k: row[k] for k in ("correct", "defence_success_rate", "inputs")}
 
 
+def run_killed_after(monkeypatch, job: Files, batches: int) -> None:
+    """Run the attack job ``job`` until it has saved its progress after batch ``batches``, then
+    kill it (KeyboardInterrupt, as a time limit's signal would); ``Progress.save`` is restored."""
+    real_save, saves = attack_job.Progress.save, []
+
+    def save_then_die(self, *args):
+        real_save(self, *args)
+        saves.append(args[0])
+        if len(saves) == batches:
+            raise KeyboardInterrupt(f"killed after batch {batches}")
+
+    monkeypatch.setattr(attack_job.Progress, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        attack_job.run(job)
+    monkeypatch.setattr(attack_job.Progress, "save", real_save)
+
+
 def test_an_attack_killed_after_a_batch_resumes_to_the_uninterrupted_result(model_dir, tmp_path, monkeypatch):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     # what each batch's prediction sees: the adversarial images (PGD's random start draws from
@@ -60,22 +77,10 @@ def test_an_attack_killed_after_a_batch_resumes_to_the_uninterrupted_result(mode
     monkeypatch.setattr(Method, "predict", spy_predict)
     attack_job.run(smk(model_dir, whole))
     uninterrupted, seen[:] = list(seen), []
-    saves = []
-    real_save = attack_job.Progress.save
-
-    def save_then_die(self, *args):
-        real_save(self, *args)
-        saves.append(args[0])
-        if len(saves) == 2:
-            raise KeyboardInterrupt("killed after batch 2")
-
-    monkeypatch.setattr(attack_job.Progress, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        attack_job.run(smk(model_dir, killed))
+    run_killed_after(monkeypatch, smk(model_dir, killed), batches=2)
     progress = killed / "attacks" / "PGD.json.progress.json"
     assert progress.exists() and not (killed / "attacks" / "PGD.json").exists()
     assert json.loads(progress.read_text())["batches"] == 2
-    monkeypatch.setattr(attack_job.Progress, "save", real_save)
     resumed_batches = []
     real_load = attack_job.Progress.load
 
@@ -265,18 +270,7 @@ def test_pixle_is_reproducible_and_resumes_with_numpy_s_generator(model_dir, tmp
     assert len(runs[0]) == 4 and runs[0] == runs[1]
     assert rows(tmp_path / "first", "Pixle") == rows(tmp_path / "second", "Pixle")
     killed = tmp_path / "killed"
-    real_save, saves = attack_job.Progress.save, []
-
-    def save_then_die(self, *args):
-        real_save(self, *args)
-        saves.append(args[0])
-        if len(saves) == 2:
-            raise KeyboardInterrupt("killed after batch 2")
-
-    monkeypatch.setattr(attack_job.Progress, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        attack_job.run(smk(model_dir, killed, "Pixle"))
-    monkeypatch.setattr(attack_job.Progress, "save", real_save)
+    run_killed_after(monkeypatch, smk(model_dir, killed, "Pixle"), batches=2)
     np.random.seed(789)  # the resumed run starts from another state: the progress file's must win
     seen.clear()
     attack_job.run(smk(model_dir, killed, "Pixle"))
