@@ -366,27 +366,54 @@ def default_batch_size(device: torch.device) -> int:
     return 4096 if torch.device(device).type == "cuda" else 256
 
 
+#: Samples per chunk of an input's stream (:class:`SampleTape`): each chunk is drawn from its
+#: own seed, so an input's stream does not depend on how it is read. At most a chunk less one
+#: sample per input and vicinity is drawn and never read (about 5 % of the samples at the
+#: paper's κ = α = 1 %, whose runs need at least 459).
+CHUNK = 32
+
+_MASK = (1 << 64) - 1
+
+
+def chunk_seed(seed: int, index: int, chunk: int) -> int:
+    """The seed of chunk ``chunk`` of input ``index``'s stream (splitmix64 of the three; a
+    64-bit value for :meth:`torch.Generator.manual_seed`)."""
+    z = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + chunk * 0x94D049BB133111EB + 1) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
 class SampleTape:
     """Per-input streams of vicinity predictions, drawn once and replayed.
 
     Several certification settings on the same inputs and vicinity (the two procedures, the κ
-    of Table 11, the α of Table 12) read the same i.i.d. stream of each input: a run consumes a
-    prefix of every input's stream, drawing only the samples no earlier run has drawn. Each
-    run's test still sees i.i.d. samples of the vicinity, so its guarantee is unchanged; the
-    settings become paired (their differences are not sampling noise), and a table costs its
-    longest run instead of the sum of its runs.
+    of Table 11, the α of Table 12, and those of every table of a model in one job) read the
+    same i.i.d. stream of each input: a run consumes a prefix of every input's stream, drawing
+    only the samples no earlier run has drawn. Each run's test still sees i.i.d. samples of the
+    vicinity, so its guarantee is unchanged; the settings become paired (their differences are
+    not sampling noise), and a table costs its longest run instead of the sum of its runs.
+
+    An input's stream is a function of ``seed`` and the input's index (``first_index`` plus its
+    position in ``images``) only: its chunk ``c`` of :data:`CHUNK` samples is drawn from a
+    generator seeded with :func:`chunk_seed`. So it is the same whichever settings read it, in
+    whatever order and round sizes, whichever other inputs share its forward batches, and
+    however the inputs are split into blocks (on one device: CPU and CUDA generators differ).
     """
 
     def __init__(self, predict: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                 vicinity: Vicinity, batch_size: int, seed: int, num_classes: int | None = None):
+                 vicinity: Vicinity, batch_size: int, seed: int, num_classes: int | None = None,
+                 first_index: int = 0):
         """``num_classes``: if given, every batch ``predict`` returns is checked to be integer
         classes in [0, num_classes) (:func:`check_predictions`, naming the index of the image
-        in ``images``) before it is stored; if None, only that it fits the int16 stream."""
-        self.predict, self.images, self.vicinity, self.batch_size = predict, images, vicinity, batch_size
-        self.num_classes = num_classes
+        in ``images``) before it is stored; if None, only that it fits the int16 stream.
+        ``batch_size``: images per forward (whole chunks, at least one)."""
+        self.predict, self.images, self.vicinity = predict, images, vicinity
+        self.chunks_per_batch = max(1, batch_size // CHUNK)
+        self.seed, self.first_index, self.num_classes = int(seed), int(first_index), num_classes
         # int16 halves the memory of the streams; more classes than it holds need int32
         self.dtype = torch.int16 if (num_classes or 0) <= 1 << 15 else torch.int32
-        self.gen = torch.Generator(device=images.device).manual_seed(seed)
+        self.gen = torch.Generator(device=images.device)
         self.streams: list[torch.Tensor] = [torch.empty(0, dtype=self.dtype)] * len(images)
         self.drawn = 0  # samples actually drawn and predicted, over all runs
 
@@ -397,8 +424,7 @@ class SampleTape:
         def draw(inputs: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
             inputs, sizes = inputs.cpu(), sizes.cpu()
             end = position[inputs] + sizes
-            have = torch.tensor([len(self.streams[i]) for i in inputs.tolist()], dtype=torch.long)
-            self._extend(inputs, (end - have).clamp(min=0))
+            self._extend(inputs.tolist(), end.tolist())
             out = torch.cat([self.streams[i][p:e] for i, p, e in
                              zip(inputs.tolist(), position[inputs].tolist(), end.tolist())])
             position[inputs] = end
@@ -406,24 +432,22 @@ class SampleTape:
 
         return draw
 
-    def _extend(self, inputs: torch.Tensor, missing: torch.Tensor) -> None:
-        if int(missing.sum()) == 0:
-            return
-        device = self.images.device
-        owner = torch.repeat_interleave(inputs, missing).to(device)
-        out = []
-        for s in range(0, len(owner), self.batch_size):
-            batch = self.vicinity.flat(self.images[owner[s : s + self.batch_size]], 1, self.gen)
-            preds = self.predict(batch)
+    def _extend(self, inputs: list[int], ends: list[int]) -> None:
+        """Draw and predict the chunks that input ``inputs[k]``'s stream lacks up to ``ends[k]``."""
+        todo = [(i, c) for i, e in zip(inputs, ends) for c in range(len(self.streams[i]) // CHUNK, -(-e // CHUNK))]
+        for s in range(0, len(todo), self.chunks_per_batch):
+            part = todo[s : s + self.chunks_per_batch]
+            batch = []
+            for i, c in part:
+                self.gen.manual_seed(chunk_seed(self.seed, self.first_index + i, c))
+                batch.append(self.vicinity.flat(self.images[i : i + 1], CHUNK, self.gen))
+            preds = self.predict(torch.cat(batch))
+            owner = torch.tensor([i for i, _ in part]).repeat_interleave(CHUNK)
             # checked before the cast to self.dtype below, which would wrap a large class around
             check_predictions(preds, self.num_classes or 1 << 15,
-                              "predict" if self.num_classes else "predict (stored as int16)",
-                              owner[s : s + self.batch_size])
-            out.append(preds)
-        preds = torch.cat(out).cpu().to(self.dtype)
-        self.drawn += len(preds)
-        for i, chunk in zip(inputs.tolist(), preds.split(missing.tolist())):
-            if len(chunk):
+                              "predict" if self.num_classes else "predict (stored as int16)", owner)
+            self.drawn += len(preds)
+            for (i, _), chunk in zip(part, preds.cpu().to(self.dtype).split(CHUNK)):
                 self.streams[i] = torch.cat([self.streams[i], chunk])
 
 
@@ -435,15 +459,17 @@ def certify_many(
     configs: list[CertifyConfig],
     seed: int = 0,
     progress: bool = True,
+    first_index: int = 0,
 ) -> tuple[list[CertifyResult], torch.Tensor]:
     """Certify each image of ``images`` (N×C×H×W in [0,1]) within ``vicinity``, once per config.
 
     ``predict`` maps a batch of images to classes (:func:`classifier` wraps a model). All
-    configs read the same sample streams (:class:`SampleTape`), drawn on the images' device from
-    a generator seeded with ``seed``, in forward batches of at most the first config's
-    ``batch_size`` images (see :func:`default_batch_size`). Configs run in the given order, so
-    the first one's ``seconds`` is what it costs alone. Returns one result per config and the
-    clean prediction.
+    configs read the same sample streams (:class:`SampleTape`), drawn on the images' device;
+    input k's stream is fixed by ``seed`` and its index ``first_index + k`` (a block of a larger
+    set of inputs passes its offset and certifies as the whole set would). Forward batches hold
+    at most the first config's ``batch_size`` images (see :func:`default_batch_size`), in whole
+    chunks of :data:`CHUNK`. Configs run in the given order, so the first one's ``seconds`` is
+    what it costs alone. Returns one result per config and the clean prediction.
 
     Refused with a ValueError before any sampling: no configs, a bad config or ``num_classes``
     (< 2, see :class:`Certifier`), ``images`` that are not a non-empty N×C×H×W tensor. The clean
@@ -468,7 +494,7 @@ def certify_many(
                           torch.arange(s, min(s + batch_size, len(images))))
         clean.append(batch.long())
     clean = torch.cat(clean)
-    tape = SampleTape(predict, images, vicinity, batch_size, seed, num_classes=num_classes)
+    tape = SampleTape(predict, images, vicinity, batch_size, seed, num_classes=num_classes, first_index=first_index)
     results = []
     for certifier in certifiers:
         start, before = time.perf_counter(), tape.drawn

@@ -13,10 +13,10 @@ autograd: votes, certification samples, attack queries, scoring) and *gradient p
   limit must allow (except torchattacks' CW, which stops when its cost stops falling: on the
   stand-in after 6 of its 50 steps, so its count is a lower bound). IBP's bound passes run inside auto_LiRPA's own graph, which the counter
   cannot see; they are charged as 3 gradient passes per image (clean, lower and upper bound).
-- **certification**: per vicinity of a table job, every test input costs between the smallest
-  number of samples its settings can certify with (``typical``, n_min of the test) and the
-  budget (``worst``), plus one clean forward; audits, smoothing and validation count their
-  fixed samples.
+- **certification**: per vicinity of a table job (of all the tables of a grouped job: they read
+  one stream), every test input costs between the smallest number of samples its settings can
+  certify with (``typical``, n_min of the test) and the budget (``worst``), plus one clean
+  forward; audits, smoothing and validation count their fixed samples.
 
 **Time** is, per job, the device's measured start-up (``job_start_s``: a job process importing
 torch and the engine), plus the passes divided by the architecture's measured images per second,
@@ -53,7 +53,8 @@ from bench.data import dataset_info
 from bench.method import get_method, shape_group
 from bench.vicinity import parse_vicinity
 
-__all__ = ["THROUGHPUT", "SPLIT_SIZES", "Count", "Work", "compare", "compare_by_kind", "count_passes", "estimate", "jobs", "summary"]
+__all__ = ["THROUGHPUT", "SPLIT_SIZES", "Count", "Work", "certify_work", "compare", "compare_by_kind", "count_passes",
+           "estimate", "jobs", "summary"]
 
 log = logging.getLogger("bench.estimate")
 
@@ -333,13 +334,7 @@ def work(job: dict, config: dict) -> Work:
     c = config["certify"]
     n_test = _split(config, d, "test", c.get("test_per_class"))
     if job["kind"] == "certify":
-        settings = get_table(job["name"]).settings(config, plan.vicinities(config, d))
-        typical = worst = 0
-        for spec in {s["spec"] for s in settings}:
-            group = [s for s in settings if s["spec"] == spec]
-            typical += max(min_samples(s["procedure"], s["kappa"], s["alpha"]) or 1 for s in group) + 1
-            worst += int(c["budget"]) + 1
-        return Work(forwards=typical * n_test, worst_forwards=worst * n_test, largest_call=4096)
+        return certify_work(config, d, [job["name"]])
     if job["kind"] == "audit":
         a = config["audit"]
         groups = len(get_table("table1").settings(config, plan.vicinities(config, d)))
@@ -354,6 +349,25 @@ def work(job: dict, config: dict) -> Work:
         n = _split(config, d, "train", config["train"].get("val_per_class"))
         return Work(forwards=n * int(c["budget"]), largest_call=4096)
     raise ValueError(f"no cost model for job kind {job['kind']!r}")
+
+
+def certify_work(config: dict, dataset: str, tables: list[str]) -> Work:
+    """The forwards of certifying ``tables`` of one model in one job: the settings of all the
+    tables on one vicinity read one stream per input (:class:`bench.certify.SampleTape`), so
+    each vicinity costs its most demanding setting (typical: the largest n_min; worst: the
+    budget), plus one clean forward per input."""
+    from bench.config import min_samples
+    from bench.tables import get_table
+
+    c = config["certify"]
+    n_test = _split(config, dataset, "test", c.get("test_per_class"))
+    settings = [s for t in tables for s in get_table(t).settings(config, plan.vicinities(config, dataset))]
+    typical = worst = 0
+    for spec in {s["spec"] for s in settings}:
+        group = [s for s in settings if s["spec"] == spec]
+        typical += max(min_samples(s["procedure"], s["kappa"], s["alpha"]) or 1 for s in group) + 1
+        worst += int(c["budget"]) + 1
+    return Work(forwards=typical * n_test, worst_forwards=worst * n_test, largest_call=4096)
 
 
 def throughput(device: str, path: Path = THROUGHPUT) -> pd.DataFrame:
@@ -376,8 +390,9 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
     memory (GiB) and the time limit it runs under (minutes, from ``resources``). With
     ``attacks.group: model`` a model's grouped attacks are one job (:func:`bench.plan.grouped_attacks`),
     and with ``certify.group: model`` its grouped certifications
-    (:func:`bench.plan.grouped_certifications`): their work and hours add up, their peak is the
-    largest, and they start one process.
+    (:func:`bench.plan.grouped_certifications`): the attacks' work and hours add up, the
+    certifications' are each vicinity's most demanding setting over all the tables
+    (:func:`certify_work`), their peak is the largest, and they start one process.
 
     ``hours`` = ``start_hours`` (the device's ``job_start_s``) + passes × the per-image time
     (:func:`_per_image`: the measured batch's time less its one latency) + ``latency_hours`` (the
@@ -423,6 +438,12 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
              "weights_gib": "max", "activations_gib": "max", "image_gib": "max", "chunked": "any",
              "limit_minutes": "first", "device": "first", "output": "first"}).reset_index()
         merged["name"] = f"{label} ({len(names)})"
+        if kind == "certify":  # the tables share each vicinity's streams: not the sum of their forwards
+            for i, row in merged.iterrows():
+                w = certify_work(config, row["dataset"], names)
+                per_image = _per_image(rates.loc[(row["arch"], shape_group(dataset_info(row["dataset"])), "forward")])
+                merged.loc[i, ["forwards", "hours", "worst_hours"]] = [
+                    w.forwards, w.forwards * per_image / 3600, w.worst_forwards * per_image / 3600]
         frame = pd.concat([frame[~together], merged[frame.columns]], ignore_index=True)
     # every job (a grouped one once) starts a process: Python, torch, the engine, CUDA
     frame["start_hours"] = start_s / 3600

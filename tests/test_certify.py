@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from bench.certify import (OUTCOMES, CertifyConfig, Certifier, certify, classifier,
+from bench.certify import (CHUNK, OUTCOMES, CertifyConfig, Certifier, certify, classifier,
                            literal_algorithm2, summarize)
 from bench.sequential import PROCEDURES, make_test, n_min
 from bench.simulation import simulate
@@ -37,7 +37,8 @@ def test_constant_classifier_certified_after_exactly_n_min(kappa, alpha):
     assert result.samples.tolist() == [expected] * len(X)
     assert all(OUTCOMES[o] == "certified" for o in result.outcome.tolist())
     assert result.prediction.tolist() == [3] * len(X) and clean.tolist() == [3] * len(X)
-    assert result.drawn == expected * len(X)  # the first round ends exactly at n_min
+    # the first round ends exactly at n_min; the tape draws whole chunks of each input's stream
+    assert result.drawn == CHUNK * math.ceil(expected / CHUNK) * len(X)
 
 
 def test_n_min_is_459_for_the_papers_levels():
@@ -201,17 +202,37 @@ def test_a_sample_tape_replays_each_inputs_stream_however_it_is_read():
     from bench.certify import SampleTape
 
     x = torch.rand(5, 1, 4, 4)
-    tape = SampleTape(_pixel_sign(), x, LINF, batch_size=7, seed=3)
+    tape = SampleTape(_pixel_sign(), x, LINF, batch_size=70, seed=3)
     first, second = tape.reader(), tape.reader()
     a = [first(torch.tensor([0, 1, 2, 3, 4]), torch.tensor([3, 1, 4, 1, 5]))]
-    a.append(first(torch.tensor([1, 3]), torch.tensor([6, 2])))
+    a.append(first(torch.tensor([1, 3]), torch.tensor([6, 40])))
     b = second(torch.tensor([3, 1]), torch.tensor([3, 9]))  # other inputs, other chunking
-    assert tape.drawn == 3 + 9 + 4 + 3 + 5  # each input's longest read, nothing twice
+    assert tape.drawn == CHUNK * (1 + 1 + 1 + 2 + 1)  # each input's longest read in whole chunks, nothing twice
     per_input_a = {0: a[0][:3], 1: torch.cat([a[0][3:4], a[1][:6]]), 3: torch.cat([a[0][8:9], a[1][6:]])}
-    assert torch.equal(b[:3], per_input_a[3]) and torch.equal(b[3:10], per_input_a[1])
+    assert torch.equal(b[:3], per_input_a[3][:3]) and torch.equal(b[3:10], per_input_a[1])
     # a fresh tape with the same seed, read in one go per input, draws the same first samples
-    solo = SampleTape(_pixel_sign(), x, LINF, batch_size=7, seed=3).reader()
+    solo = SampleTape(_pixel_sign(), x, LINF, batch_size=70, seed=3).reader()
     assert torch.equal(solo(torch.tensor([0, 1, 2, 3, 4]), torch.tensor([3, 1, 4, 1, 5])), a[0])
+
+
+def test_an_inputs_stream_depends_on_its_index_and_the_seed_only():
+    """Whatever the batch, the order and sizes of the reads, the other inputs read with it, or
+    the block it is in (a tape over inputs 2 to 4 with ``first_index=2``): the same samples."""
+    from bench.certify import SampleTape
+
+    x = torch.rand(5, 1, 4, 4)
+    whole = SampleTape(_pixel_sign(), x, LINF, batch_size=256, seed=11).reader()
+    streams = whole(torch.arange(5), torch.full((5,), 100))
+    per_input = streams.split(100)
+    block = SampleTape(_pixel_sign(), x[2:], LINF, batch_size=32, seed=11, first_index=2).reader()
+    reads = [block(torch.tensor([2]), torch.tensor([7])), block(torch.tensor([0, 2]), torch.tensor([60, 93])),
+             block(torch.tensor([1, 0]), torch.tensor([100, 40]))]
+    assert torch.equal(reads[0], per_input[4][:7])
+    assert torch.equal(reads[1][:60], per_input[2][:60]) and torch.equal(reads[1][60:], per_input[4][7:100])
+    assert torch.equal(reads[2][:100], per_input[3]) and torch.equal(reads[2][100:], per_input[2][60:100])
+    other = SampleTape(_pixel_sign(), x, LINF, batch_size=256, seed=12).reader()(torch.arange(5), torch.full((5,), 100))
+    assert not torch.equal(other, streams)  # another seed, another stream
+    assert not torch.equal(per_input[0], per_input[1])  # inputs' streams are not copies of one another
 
 
 def test_settings_certified_together_share_samples_and_match_running_alone():

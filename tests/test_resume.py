@@ -107,25 +107,30 @@ def test_progress_from_other_settings_is_ignored(model_dir, tmp_path, monkeypatc
     assert len(rows(out)["correct"]) == 10  # started over: 10 outcomes, not 9 + the last batch
 
 
-def certify_smk(model_dir: Path, out: Path, block_inputs: int | None) -> Files:
+MAIN = {"vicinity": "main", "spec": "linf:0.1", "kappa": 0.1, "alpha": 0.01}
+TABLE1 = ([{**MAIN, "procedure": p} for p in ("paper", "mixture")]
+          + [{"vicinity": "rotate", "spec": "rotate:35", "kappa": 0.1, "alpha": 0.01, "procedure": "paper"}])
+# shares two of table 1's settings (main: paper; rotate) and adds one on the main vicinity
+TABLE2 = [{**MAIN, "procedure": "paper"}, {**MAIN, "alpha": 0.05, "procedure": "paper"}, TABLE1[2]]
+
+
+def certify_smk(model_dir: Path, out: Path, block_inputs: int | None, table: str = "table1",
+                settings: list[dict] = TABLE1) -> Files:
     out.mkdir(parents=True, exist_ok=True)
     settings = {"run": "t", "dataset": "mnist", "method": "ours", "arch": "convnet", "seed": 0, "device": "cpu",
-                "gpus": 0, "data_root": str(model_dir.parent / "data"), "plugins": [], "table": "table1",
-                "settings": [{"vicinity": "main", "spec": "linf:0.1", "kappa": 0.1, "alpha": 0.01, "procedure": p}
-                             for p in ("paper", "mixture")]
-                            + [{"vicinity": "rotate", "spec": "rotate:35", "kappa": 0.1, "alpha": 0.01,
-                                "procedure": "paper"}],
-                "budget": 200, "test_per_class": 1, "block_inputs": block_inputs, "deterministic": None}
+                "gpus": 0, "data_root": str(model_dir.parent / "data"), "plugins": [], "table": table,
+                "settings": settings, "budget": 200, "test_per_class": 1, "block_inputs": block_inputs,
+                "deterministic": None}
     return Files(input=Files(model=str(model_dir / "model.json"), weights=str(model_dir / "model.safetensors")),
-                 output=Files(summary=str(out / "table1.json"), inputs=str(out / "table1_inputs.csv")),
+                 output=Files(summary=str(out / f"{table}.json"), inputs=str(out / f"{table}_inputs.csv")),
                  log=[str(out / "log.txt")], params=Files(settings=settings, code={"engine": "test"}), threads=1,
                  resources=Files(), config={})
 
 
-def certified(out: Path) -> tuple[list[dict], str]:
-    rows = json.loads((out / "table1.json").read_text())["rows"]
-    drop = ("seconds", "provenance")
-    return [{k: v for k, v in r.items() if k not in drop} for r in rows], (out / "table1_inputs.csv").read_text()
+def certified(out: Path, table: str = "table1",
+              drop: tuple[str, ...] = ("seconds", "provenance")) -> tuple[list[dict], str]:
+    rows = json.loads((out / f"{table}.json").read_text())["rows"]
+    return [{k: v for k, v in r.items() if k not in drop} for r in rows], (out / f"{table}_inputs.csv").read_text()
 
 
 def test_a_certification_killed_after_a_block_resumes_to_the_uninterrupted_result(model_dir, tmp_path,
@@ -166,46 +171,64 @@ def test_a_certification_killed_after_a_block_resumes_to_the_uninterrupted_resul
     assert not progress.exists()
 
 
-def test_one_block_of_all_inputs_is_the_unblocked_certification(model_dir, tmp_path):
+def test_the_block_size_changes_no_certification(model_dir, tmp_path):
+    """Each input's sample stream depends on its index, not on its block: one block, blocks of 3
+    and of 1,000 inputs certify alike (only the count of blocks differs)."""
     import bench.jobs.certify as certify_job
 
-    certify_job.run(certify_smk(model_dir, tmp_path / "none", block_inputs=None))
-    certify_job.run(certify_smk(model_dir, tmp_path / "big", block_inputs=1000))
+    for name, block in (("none", None), ("three", 3), ("big", 1000)):
+        certify_job.run(certify_smk(model_dir, tmp_path / name, block_inputs=block))
     assert certified(tmp_path / "none") == certified(tmp_path / "big")
+    drop = ("seconds", "provenance", "blocks")
+    assert certified(tmp_path / "none", drop=drop) == certified(tmp_path / "three", drop=drop)
 
 
-def test_a_grouped_certification_killed_in_its_second_table_keeps_the_first(model_dir, tmp_path, monkeypatch):
-    """``certify.group: model``: Snakemake deletes every output of a killed job, so the finished
-    tables' progress files must outlive their outputs until the group ends; the rerun reads the
-    first table back, certifies only the second, and removes every progress file."""
+def test_a_grouped_certification_shares_streams_and_resumes_after_a_kill(model_dir, tmp_path, monkeypatch):
+    """``certify.group: model``: the settings of every table on one vicinity run once, on one
+    stream per input, and each table's outcomes are those of its own job (only the cost columns
+    differ). Killed in its second vicinity, the job keeps the first one's blocks in its progress
+    file (Snakemake deletes every output of a killed job); the rerun certifies only the second
+    vicinity and removes the progress file."""
     import bench.jobs.certify as certify_job
 
-    whole, out = tmp_path / "whole", tmp_path / "group"
-    certify_job.run(certify_smk(model_dir, whole, block_inputs=None))
-    one = certify_smk(model_dir, out, block_inputs=None)
-    settings = {"table1": one.params.settings, "table2": {**one.params.settings, "table": "table2"}}
+    alone = {t: tmp_path / t for t in ("table1", "table2")}
+    certify_job.run(certify_smk(model_dir, alone["table1"], block_inputs=None))
+    certify_job.run(certify_smk(model_dir, alone["table2"], block_inputs=None, table="table2", settings=TABLE2))
+    out = tmp_path / "group"
+    one, two = (certify_smk(model_dir, out, None), certify_smk(model_dir, out, None, "table2", TABLE2))
+    settings = {"table1": one.params.settings, "table2": two.params.settings}
     group = Files(input=one.input, output=[str(out / f"{t}{s}") for t in settings for s in (".json", "_inputs.csv")],
                   log=one.log, params=Files(settings=settings, code={"engine": "test"}), threads=1,
                   resources=Files(), config={})
     calls, real = [], certify_job.certify_many
 
-    def die_in_table2(*args, **kwargs):  # two vicinities, one block each: calls 3 and 4 are table 2's
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt("killed in table 2")
+    def count(*args, **kwargs):
+        calls.append(len(args[4]))  # the settings run on one vicinity
+        if len(calls) == 2 and die:
+            raise KeyboardInterrupt("killed in the second vicinity")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(certify_job, "certify_many", die_in_table2)
+    monkeypatch.setattr(certify_job, "certify_many", count)
+    die = True
     with pytest.raises(KeyboardInterrupt):
         certify_job.run_group(group)
-    assert (out / "table1.json").exists() and (out / "table1.json.progress.json").exists()
-    for output in group.output:  # what Snakemake does to a failed job's outputs
-        Path(output).unlink(missing_ok=True)
+    assert calls == [3, 1]  # main: table 1's two and table 2's new one; rotate: one for both tables
+    assert (out / "table1.json.progress.json").exists() and not (out / "table1.json").exists()
     calls.clear()
-    monkeypatch.setattr(certify_job, "certify_many", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    die = False
     certify_job.run_group(group)
-    assert len(calls) == 2  # table 2's two vicinities; table 1 came from its progress file
-    assert certified(out) == certified(whole)
+    assert calls == [1]  # rotate only; main came from the progress file
+    cost = ("seconds", "provenance", "samples_drawn", "stream")
+    for table in settings:
+        assert certified(out, table, cost) == certified(alone[table], table, cost), table
+    def drawn(pairs):  # samples predicted: each distinct run once
+        runs = {(r["spec"], r["procedure"], r["alpha"]): r["samples_drawn"]
+                for d, t in pairs for r in certified(d, t, ())[0]}
+        return sum(runs.values()), len(runs)
+
+    apart = drawn([(alone["table1"], "table1")])[0] + drawn([(alone["table2"], "table2")])[0]
+    together, runs = drawn([(out, "table1"), (out, "table2")])
+    assert runs == 4 and together < apart  # the streams the two tables share were drawn once
     assert not list(out.glob("*.progress.json"))
 
 

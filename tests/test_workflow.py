@@ -262,7 +262,7 @@ def test_grouped_attacks_are_one_job_per_model_with_the_same_results(smoke_run, 
 def test_grouped_certifications_are_one_job_per_model_with_the_same_results(smoke_run, tmp_path):
     """``certify.group: model``: a model's certification tables run in one job (one Python start
     instead of five), and each table's outputs hold the rows and per-input outcomes its own job
-    writes in the smoke run."""
+    writes in the smoke run, while the tables certifying on one vicinity draw its samples once."""
     smoke_dir, smoke = smoke_run
     assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
@@ -281,12 +281,18 @@ def test_grouped_certifications_are_one_job_per_model_with_the_same_results(smok
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert (work / "results" / "smoke" / "benchmarks" / model / "certifications.tsv").is_file()
     assert "1 of 2 steps" in out.stdout + out.stderr  # train, then one certification job for all five
+    drawn = [{}, {}]  # samples predicted per distinct setting, ungrouped and grouped
     for table in grouped:
         rows = [json.loads((d / "results" / "smoke" / model / "certify" / f"{table}.json").read_text())["rows"]
                 for d in (smoke_dir, work)]
-        for row in rows[0] + rows[1]:
-            row.pop("seconds", None)
+        for i, row in [(i, row) for i in (0, 1) for row in rows[i]]:  # the cost columns say what was shared
+            if row.get("samples_drawn") is not None:  # ungrouped: per table; grouped: per setting
+                key = (table if i == 0 else "", row["spec"], row["procedure"], row["kappa"], row["alpha"])
+                drawn[i][key] = row["samples_drawn"]
+            for cost in ("seconds", "samples_drawn", "stream"):
+                row.pop(cost, None)
         assert rows[0] == rows[1], table
         inputs = [pd.read_csv(d / "results" / "smoke" / model / "certify" / f"{table}_inputs.csv")
                   for d in (smoke_dir, work)]
         pd.testing.assert_frame_equal(*inputs, obj=table)
+    assert sum(drawn[1].values()) < sum(drawn[0].values())  # Tables 1, 11, 12 read one stream of the main vicinity

@@ -1,19 +1,24 @@
 """The certification job: every setting of one table for one model, certifying the base
 classifier h (argmax of the network) by the sequential tests of :mod:`bench.certify`.
 
-The test inputs are certified in blocks of ``certify.block_inputs`` (each block with its own
-seed, so a block's result does not depend on the others); after each block the job saves its
-outcomes (:class:`bench.jobs.resume.Units`), and a rerun of a job killed by its time limit
-resumes after the last finished block, with the result of an uninterrupted run.
+Settings on one vicinity read the same sample stream of each input (:class:`bench.certify.
+SampleTape`), seeded by the model's seed and the vicinity's spec: an input's stream depends on
+those and its index only. The test inputs are certified in blocks of ``certify.block_inputs``;
+after each block the job saves its outcomes (:class:`bench.jobs.resume.Units`), and a rerun of a
+job killed by its time limit resumes after the last finished block. The block size changes
+no outcome: blocked, unblocked and resumed runs write the same rows.
 
 :func:`run_group` is the job of ``certify.group: model``: every table of
-:func:`bench.plan.grouped_certifications` for one model, one after another in one process (one
-Python and torch start instead of one per table); each table runs exactly as its own job would,
-so grouped and ungrouped runs write the same rows."""
+:func:`bench.plan.grouped_certifications` for one model in one process (one Python and torch
+start instead of one per table), the settings of all its tables on one vicinity reading one
+stream (Tables 1, 10, 11 and 12 all certify on the main vicinity), so the group costs each
+vicinity's longest run rather than the sum of its tables'. Each setting's outcomes are what
+its table's own job certifies: grouped and ungrouped runs write the same outcomes; only the
+cost columns (``seconds``, ``samples_drawn``, ``stream``) say what was shared."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,67 +32,89 @@ from bench.jobs.common import Job, evaluated_model
 from bench.jobs.resume import Units
 from bench.vicinity import parse_vicinity
 
-__all__ = ["run", "run_group"]
+__all__ = ["run", "run_group", "stream_seed"]
 
 SETTING = ("vicinity", "kappa", "alpha", "procedure")
-BLOCK_SEED = 7919  # block b of group i draws from seed + i + 7919 b: block 0 keeps the unblocked seed
 
 
-def run(smk, finish: bool = True) -> Callable[[], None]:
+def stream_seed(seed: int, spec: str) -> int:
+    """The seed of a model's sample streams on vicinity ``spec``: the same in every table."""
+    return (int(seed) << 32) + zlib.crc32(spec.encode())
+
+
+def run(smk) -> None:
     """Every setting of one table for one model (outputs ``smk.output.summary`` and
-    ``smk.output.inputs``). ``finish=False`` keeps the progress file after the outputs are
-    written and returns its remover, for :func:`run_group`."""
-    job = Job(smk)
-    s = job.settings
-    model = evaluated_model(Path(smk.input.model).parent, job)
-    test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
-    # Settings on one vicinity share its sample streams (bench.certify.SampleTape); the paper's
-    # procedure runs first in each group, so its `seconds` is its cost alone (Table 4).
-    groups: dict[str, list[dict]] = {}
-    for setting in sorted(s["settings"], key=lambda x: x["procedure"] != "paper"):
-        groups.setdefault(setting["spec"], []).append(setting)
-    block = int(s.get("block_inputs") or len(test))
-    units = Units(smk.output.summary, {"settings": s, "code": job.code})
-    rows, frames = [], []
-    for i, (spec, group) in enumerate(groups.items()):
-        confs = [CertifyConfig(kappa=g["kappa"], alpha=g["alpha"], procedure=g["procedure"], budget=s["budget"])
-                 for g in group]
-        parts = [_block(units, f"{spec}/{start}", model, test, start, block, spec, confs,
-                        seed=job.seed + i + BLOCK_SEED * b) for b, start in enumerate(range(0, len(test), block))]
-        for j, g in enumerate(group):
-            frame = pd.concat([pd.DataFrame(p["frames"][j]) for p in parts], ignore_index=True)
-            rows.append({**job.identity, "table": s["table"], **g, **summarize(frame),
-                         "seconds": sum(p["seconds"][j] for p in parts),
-                         "samples_drawn": sum(p["drawn"][j] for p in parts),
-                         "stream": f"shared by {len(group)} settings", "blocks": len(parts)})
-            frames.append(frame.assign(**job.identity, **{k: g[k] for k in SETTING}))
-    if s["deterministic"]:
-        bare = load_model(Path(smk.input.model).parent, job.device)  # sound bounds: IEEE fp32, no wrapper
-        row, frame = _deterministic(job, bare, test, s["deterministic"])
-        rows.append({**job.identity, "table": s["table"], **row})
-        if frame is not None:
-            frames.append(frame.assign(**job.identity, **{k: row[k] for k in SETTING}))
-    write_csv(pd.concat(frames, ignore_index=True), smk.output.inputs)
-    job.write(rows, smk.output.summary, Path(smk.input.model).parent)
-    if finish:
-        units.done()
-    return units.done
+    ``smk.output.inputs``)."""
+    _certify(smk, {smk.params.settings["table"]: (smk.params.settings, smk.output.summary, smk.output.inputs)})
 
 
 def run_group(smk) -> None:
     """Every table of ``params.settings`` (table key -> that table's job settings) for one model,
-    each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs.
-
-    Every table's progress file stays until the last output is written: Snakemake deletes all
-    outputs of a job that failed or was killed, and its rerun reads the finished tables back."""
+    each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs."""
     outputs = {Path(p).name: p for p in smk.output}
-    finish = [run(SimpleNamespace(input=smk.input, log=smk.log, threads=smk.threads, resources=smk.resources,
-                                  config=smk.config, params=SimpleNamespace(settings=settings, code=smk.params.code),
-                                  output=SimpleNamespace(summary=outputs[f"{table}.json"],
-                                                         inputs=outputs[f"{table}_inputs.csv"])), finish=False)
-              for table, settings in smk.params.settings.items()]
-    for remove_progress in finish:
-        remove_progress()
+    _certify(smk, {t: (s, outputs[f"{t}.json"], outputs[f"{t}_inputs.csv"]) for t, s in smk.params.settings.items()})
+
+
+def _certify(smk, tables: dict[str, tuple[dict, str, str]]) -> None:
+    """Certify ``tables`` (table -> its settings, summary output, per-input output) of one model.
+
+    The progress file sits beside the first table's summary and stays until every output is
+    written: Snakemake deletes all outputs of a job that failed or was killed, and its rerun
+    reads the finished blocks back."""
+    jobs = {t: Job(SimpleNamespace(log=smk.log, threads=smk.threads, resources=smk.resources, config=smk.config,
+                                   params=SimpleNamespace(settings=settings, code=smk.params.code)))
+            for t, (settings, _, _) in tables.items()}
+    job = next(iter(jobs.values()))
+    s = job.settings
+    model = evaluated_model(Path(smk.input.model).parent, job)
+    test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
+    # One run per vicinity over the settings of every table, each distinct setting once. Table
+    # order is kept and the paper's procedure leads each table, so Table 1's paper settings
+    # draw their streams first: their `seconds` is their cost alone (Table 4).
+    shared: dict[str, list[dict]] = {}
+    for j in jobs.values():
+        for g in sorted(j.settings["settings"], key=lambda x: x["procedure"] != "paper"):
+            runs = shared.setdefault(g["spec"], [])
+            if _setting(g) not in map(_setting, runs):
+                runs.append(g)
+    block = int(s.get("block_inputs") or len(test))
+    first_output = next(iter(tables.values()))[1]
+    units = Units(first_output, {"settings": {t: j.settings for t, j in jobs.items()}, "code": job.code})
+    done: dict[tuple, dict] = {}
+    for spec, runs in shared.items():
+        confs = [CertifyConfig(kappa=g["kappa"], alpha=g["alpha"], procedure=g["procedure"], budget=s["budget"])
+                 for g in runs]
+        parts = [_block(units, f"{spec}/{start}", model, test, start, block, spec, confs,
+                        seed=stream_seed(job.seed, spec)) for start in range(0, len(test), block)]
+        for k, g in enumerate(runs):
+            done[(spec, _setting(g))] = {
+                "frame": pd.concat([pd.DataFrame(p["frames"][k]) for p in parts], ignore_index=True),
+                "seconds": sum(p["seconds"][k] for p in parts), "samples_drawn": sum(p["drawn"][k] for p in parts),
+                "stream": f"shared by {len(runs)} settings", "blocks": len(parts)}
+    bare = None
+    for t, j in jobs.items():
+        rows, frames = [], []
+        for g in j.settings["settings"]:
+            d = done[(g["spec"], _setting(g))]
+            rows.append({**j.identity, "table": j.settings["table"], **g, **summarize(d["frame"]),
+                         **{k: d[k] for k in ("seconds", "samples_drawn", "stream", "blocks")}})
+            frames.append(d["frame"].assign(**j.identity, **{k: g[k] for k in SETTING}))
+        if j.settings["deterministic"]:
+            if bare is None:  # sound bounds: IEEE fp32, no wrapper
+                bare = load_model(Path(smk.input.model).parent, j.device)
+            row, frame = _deterministic(j, bare, test, j.settings["deterministic"])
+            rows.append({**j.identity, "table": j.settings["table"], **row})
+            if frame is not None:
+                frames.append(frame.assign(**j.identity, **{k: row[k] for k in SETTING}))
+        _, summary, inputs = tables[t]
+        write_csv(pd.concat(frames, ignore_index=True), inputs)
+        j.write(rows, summary, Path(smk.input.model).parent)
+    units.done()
+
+
+def _setting(g: dict) -> tuple:
+    """What makes two settings one run: the test (procedure, κ, α) on a vicinity."""
+    return g["procedure"], float(g["kappa"]), float(g["alpha"])
 
 
 def _block(units: Units, name: str, model, test, start: int, size: int, spec: str, confs: list[CertifyConfig],
@@ -98,7 +125,7 @@ def _block(units: Units, name: str, model, test, start: int, size: int, spec: st
         return done
     images, labels = test.images[start : start + size], test.labels[start : start + size]
     results, clean = certify_many(classifier(model), images, parse_vicinity(spec), test.info.num_classes, confs,
-                                  seed=seed, progress=False)
+                                  seed=seed, progress=False, first_index=start)
     frames = []
     for result in results:
         frame = result.frame(labels, clean)
