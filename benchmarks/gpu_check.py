@@ -48,8 +48,10 @@ CONFIG = Path("config/gpu-check.yaml")
 
 
 def _snakemake(config: Path, targets: list[str], cores: int, gpus: int, seconds: float,
-               log_path: Path) -> tuple[float, str]:
-    """Runs the DAG for at most ``seconds``; returns the elapsed seconds and the last progress line."""
+               log_path: Path, grace: float = 30.0) -> tuple[float, str]:
+    """Runs the DAG for at most ``seconds``, then stops it (SIGINT, and SIGKILL to its process
+    group with its lock released if it is still running ``grace`` seconds later); returns the
+    elapsed seconds and the last progress line."""
     cmd = [sys.executable, "-m", "snakemake", *targets, "--cores", str(cores), "--resources", f"gpu={gpus}",
            "--keep-going", "--rerun-incomplete", "--configfile", str(config)]
     log.info("%s", " ".join(cmd))
@@ -65,7 +67,7 @@ def _snakemake(config: Path, targets: list[str], cores: int, gpus: int, seconds:
             log.warning("DAG not finished after %.0f s: stopping it (SIGINT)", seconds)
             os.killpg(proc.pid, signal.SIGINT)
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and every job it started
                 proc.wait()

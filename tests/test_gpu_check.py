@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -89,3 +90,39 @@ def test_every_32x32_architecture_runs_every_job_kind(run):
     assert (reports / "report.html").exists()
     # the synthetic data is marked as such where it was written
     assert "cifar10" in (run / "data" / "gpu-check" / "SYNTHETIC").read_text()
+
+
+def test_a_dag_stopped_at_its_time_limit_leaves_no_lock(tmp_path, monkeypatch):
+    """``benchmarks/gpu_check.py`` stops a DAG that outlives ``--dag-seconds``: SIGINT, then, if
+    Snakemake is still running after the grace period, SIGKILL to its whole process group (its
+    jobs too) and ``--unlock``, so that the next run on the directory does not stop with a
+    LockException (as one did on the H200). The job here ignores SIGINT and SIGTERM, so the
+    stop must come to the kill."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    (tmp_path / "Snakefile").write_text(
+        'rule stubborn:\n    output: "done.txt"\n    shell: "echo $$ > job.pid; trap \'\' INT TERM; sleep 120; touch {output}"\n')
+    config = tmp_path / "c.yaml"
+    config.write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLURM_CONF", "/dev/null")  # no SLURM probe at Snakemake's start (bench.cli)
+    elapsed, _ = gpu_check._snakemake(config, ["done.txt"], cores=1, gpus=0, seconds=8, log_path=tmp_path / "log",
+                                      grace=0.5)
+    log = (tmp_path / "log").read_text()
+    assert elapsed < 60 and "Unlocked working directory" in log  # killed and unlocked, not waited out
+    job = int((tmp_path / "job.pid").read_text())
+    for _ in range(50):  # the job went with Snakemake (its process group), not left running
+        try:
+            os.kill(job, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the stubborn job (pid {job}) outlived the stop")
+    assert not list((tmp_path / ".snakemake" / "locks").glob("*"))
+    again = subprocess.run([sys.executable, "-m", "snakemake", "done.txt", "-n", "--cores", "1", "--configfile",
+                            str(config)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "LockException" not in again.stdout + again.stderr, again.stderr[-2000:]
