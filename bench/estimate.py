@@ -355,18 +355,20 @@ def certify_work(config: dict, dataset: str, tables: list[str]) -> Work:
     """The forwards of certifying ``tables`` of one model in one job: the settings of all the
     tables on one vicinity read one stream per input (:class:`bench.certify.SampleTape`), so
     each vicinity costs its most demanding setting (typical: the largest n_min; worst: the
-    budget), plus one clean forward per input."""
+    budget), each rounded up to whole chunks of the stream, plus one clean forward per input."""
+    from bench.certify import CHUNK
     from bench.config import min_samples
     from bench.tables import get_table
 
     c = config["certify"]
     n_test = _split(config, dataset, "test", c.get("test_per_class"))
     settings = [s for t in tables for s in get_table(t).settings(config, plan.vicinities(config, dataset))]
+    whole = lambda n: -(-n // CHUNK) * CHUNK  # noqa: E731 (streams are drawn in whole chunks)
     typical = worst = 0
     for spec in {s["spec"] for s in settings}:
         group = [s for s in settings if s["spec"] == spec]
-        typical += max(min_samples(s["procedure"], s["kappa"], s["alpha"]) or 1 for s in group) + 1
-        worst += int(c["budget"]) + 1
+        typical += whole(max(min_samples(s["procedure"], s["kappa"], s["alpha"]) or 1 for s in group)) + 1
+        worst += whole(int(c["budget"])) + 1
     return Work(forwards=typical * n_test, worst_forwards=worst * n_test, largest_call=4096)
 
 
