@@ -376,12 +376,19 @@ _MASK = (1 << 64) - 1
 
 
 def chunk_seed(seed: int, index: int, chunk: int) -> int:
-    """The seed of chunk ``chunk`` of input ``index``'s stream (splitmix64 of the three; a
-    64-bit value for :meth:`torch.Generator.manual_seed`)."""
-    z = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + chunk * 0x94D049BB133111EB + 1) & _MASK
+    """The seed of chunk ``chunk`` of input ``index``'s stream: a 64-bit hash of (seed, index)
+    (splitmix64's finaliser) plus the chunk, for :meth:`torch.Generator.manual_seed`.
+
+    The chunk is added, not hashed, so that one input's chunks never share a seed: the CPU's
+    Mersenne Twister keeps only the seed's low 32 bits (CUDA's Philox all 64), and a sum stays
+    distinct there for up to 2**32 chunks, where hashed seeds could collide (the birthday bound)
+    and repeat a chunk of an input's samples. Two inputs may share a chunk's seed on the CPU (a
+    few per million inputs' chunks): that correlates the two inputs, and leaves each input's
+    samples i.i.d."""
+    z = (seed * 0x9E3779B97F4A7C15 + index * 0xBF58476D1CE4E5B9 + 1) & _MASK
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
+    return ((z ^ (z >> 31)) + chunk) & _MASK
 
 
 class SampleTape:
@@ -407,8 +414,8 @@ class SampleTape:
         """``num_classes``: if given, every batch ``predict`` returns is checked to be integer
         classes in [0, num_classes) (:func:`check_predictions`, naming the index of the image
         in ``images``) before it is stored; if None, only that it fits the int16 stream.
-        ``batch_size``: images per forward (whole chunks, at least one)."""
-        self.predict, self.images, self.vicinity = predict, images, vicinity
+        ``batch_size``: images per forward (whole chunks when it holds one or more)."""
+        self.predict, self.images, self.vicinity, self.batch_size = predict, images, vicinity, batch_size
         self.chunks_per_batch = max(1, batch_size // CHUNK)
         self.seed, self.first_index, self.num_classes = int(seed), int(first_index), num_classes
         # int16 halves the memory of the streams; more classes than it holds need int32
@@ -441,7 +448,10 @@ class SampleTape:
             for i, c in part:
                 self.gen.manual_seed(chunk_seed(self.seed, self.first_index + i, c))
                 batch.append(self.vicinity.flat(self.images[i : i + 1], CHUNK, self.gen))
-            preds = self.predict(torch.cat(batch))
+            batch = torch.cat(batch)
+            # a batch_size under one chunk still bounds each forward
+            preds = torch.cat([self.predict(batch[j : j + self.batch_size])
+                               for j in range(0, len(batch), self.batch_size)])
             owner = torch.tensor([i for i, _ in part]).repeat_interleave(CHUNK)
             # checked before the cast to self.dtype below, which would wrap a large class around
             check_predictions(preds, self.num_classes or 1 << 15,
@@ -468,7 +478,7 @@ def certify_many(
     input k's stream is fixed by ``seed`` and its index ``first_index + k`` (a block of a larger
     set of inputs passes its offset and certifies as the whole set would). Forward batches hold
     at most the first config's ``batch_size`` images (see :func:`default_batch_size`), in whole
-    chunks of :data:`CHUNK`. Configs run in the given order, so the first one's ``seconds`` is
+    chunks of :data:`CHUNK` when it holds one. Configs run in the given order, so the first one's ``seconds`` is
     what it costs alone. Returns one result per config and the clean prediction.
 
     Refused with a ValueError before any sampling: no configs, a bad config or ``num_classes``

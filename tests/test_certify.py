@@ -233,6 +233,17 @@ def test_an_inputs_stream_depends_on_its_index_and_the_seed_only():
     other = SampleTape(_pixel_sign(), x, LINF, batch_size=256, seed=12).reader()(torch.arange(5), torch.full((5,), 100))
     assert not torch.equal(other, streams)  # another seed, another stream
     assert not torch.equal(per_input[0], per_input[1])  # inputs' streams are not copies of one another
+    sizes = []  # a batch size under one chunk still bounds every forward
+    small = SampleTape(lambda b: (sizes.append(len(b)), _pixel_sign()(b))[1], x, LINF, batch_size=7, seed=11)
+    assert torch.equal(small.reader()(torch.arange(5), torch.full((5,), 100)), streams) and max(sizes) == 7
+
+
+def test_one_inputs_chunks_never_share_a_seed():
+    """The CPU generator keeps a seed's low 32 bits: an input's chunk seeds stay distinct there."""
+    from bench.certify import chunk_seed
+
+    for seed, index in ((0, 0), (3, 12345), (2**40, 7)):
+        assert len({chunk_seed(seed, index, c) & 0xFFFFFFFF for c in range(100_000)}) == 100_000
 
 
 def test_settings_certified_together_share_samples_and_match_running_alone():
