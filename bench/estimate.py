@@ -392,9 +392,10 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
     memory (GiB) and the time limit it runs under (minutes, from ``resources``). With
     ``attacks.group: model`` a model's grouped attacks are one job (:func:`bench.plan.grouped_attacks`),
     and with ``certify.group: model`` its grouped certifications
-    (:func:`bench.plan.grouped_certifications`): the attacks' work and hours add up, the
-    certifications' are each vicinity's most demanding setting over all the tables
-    (:func:`certify_work`), their peak is the largest, and they start one process.
+    (:func:`bench.plan.grouped_certifications`), with the audit (:func:`bench.plan.grouped_audit`):
+    the attacks' work and hours add up, the certifications' are each vicinity's most demanding
+    setting over all the tables (:func:`certify_work`) plus the audit's, their peak is the
+    largest, and they start one process.
 
     ``hours`` = ``start_hours`` (the device's ``job_start_s``) + passes × the per-image time
     (:func:`_per_image`: the measured batch's time less its one latency) + ``latency_hours`` (the
@@ -410,6 +411,7 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
     start_s = float(measured["job_start_s"].max())
     rates = measured.set_index(["arch", "shape", "phase"])
     grouped, grouped_tables = plan.grouped_attacks(config), plan.grouped_certifications(config)
+    audit_grouped = plan.grouped_audit(config)
     rows = []
     for job in jobs(config):
         w = work(job, config)
@@ -428,24 +430,31 @@ def estimate(config: dict, device: str, path: Path = THROUGHPUT) -> pd.DataFrame
                      "hours": seconds / 3600, "worst_hours": worst / 3600,
                      "weights_gib": weights / 1024, "activations_gib": w.largest_call * per_image / 1024,
                      "image_gib": per_image / 1024, "chunked": w.chunked, "limit_minutes": limit,
-                     "device": device_name, "output": job["output"], "job": _job_name(job["output"], grouped, grouped_tables)})
+                     "device": device_name, "output": job["output"],
+                     "job": _job_name(job["output"], grouped, grouped_tables, audit_grouped)})
     frame = pd.DataFrame(rows)
     for kind, names, label in (("attack", grouped, "attacks"), ("certify", grouped_tables, "certifications")):
         if not names:
             continue
-        together = (frame["kind"] == kind) & frame["name"].isin(names) & ~frame["output"].str.contains("/ablation/")
+        together = (frame["kind"] == kind) & frame["name"].isin(names)
+        if kind == "certify" and audit_grouped:  # the audit runs in the certification job
+            together |= frame["kind"] == "audit"
+        together &= ~frame["output"].str.contains("/ablation/")
+        audits = frame[together & (frame["kind"] == "audit")].set_index("job")[["forwards", "hours", "worst_hours"]]
         merged = frame[together].groupby("job", sort=False).agg(  # one job per model and seed
             {"dataset": "first", "method": "first", "arch": "first", "kind": "first", "forwards": "sum",
              "gradient_passes": "sum", "calls": "sum", "latency_hours": "sum", "hours": "sum", "worst_hours": "sum",
              "weights_gib": "max", "activations_gib": "max", "image_gib": "max", "chunked": "any",
              "limit_minutes": "first", "device": "first", "output": "first"}).reset_index()
-        merged["name"] = f"{label} ({len(names)})"
+        merged["name"], merged["kind"] = f"{label} ({len(names)})", kind
         if kind == "certify":  # the tables share each vicinity's streams: not the sum of their forwards
             for i, row in merged.iterrows():
                 w = certify_work(config, row["dataset"], names)
                 per_image = _per_image(rates.loc[(row["arch"], shape_group(dataset_info(row["dataset"])), "forward")])
+                audit = audits.loc[row["job"]] if row["job"] in audits.index else pd.Series(0.0, audits.columns)
                 merged.loc[i, ["forwards", "hours", "worst_hours"]] = [
-                    w.forwards, w.forwards * per_image / 3600, w.worst_forwards * per_image / 3600]
+                    w.forwards + audit["forwards"], w.forwards * per_image / 3600 + audit["hours"],
+                    w.worst_forwards * per_image / 3600 + audit["worst_hours"]]
         frame = pd.concat([frame[~together], merged[frame.columns]], ignore_index=True)
     # every job (a grouped one once) starts a process: Python, torch, the engine, CUDA
     frame["start_hours"] = start_s / 3600
@@ -461,10 +470,10 @@ def _per_image(rate: pd.Series) -> float:
     return max(batch_s - rate["latency_ms"] / 1000, 0.0) / rate["batch_size"]
 
 
-def _job_name(output: str, grouped, grouped_tables) -> str | None:
+def _job_name(output: str, grouped, grouped_tables, audit_grouped: bool = False) -> str | None:
     """The job's name as ``reports/job_times.csv`` writes it (its ``benchmark:`` file, from
     ``<model>/`` on, without ``.tsv``)."""
-    path = plan.benchmark_of(output, grouped, grouped_tables)
+    path = plan.benchmark_of(output, grouped, grouped_tables, audit_grouped)
     return None if path is None else path.split("/benchmarks/", 1)[1][: -len(".tsv")]
 
 

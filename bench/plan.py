@@ -45,7 +45,7 @@ JOB_MODULES = {
     "import": ("bench.jobs.external",),
     "attack": ("bench.jobs.attack",),
     "attacks": ("bench.jobs.attacks",),  # attacks.group: model
-    "certifications": ("bench.jobs.certify",),  # certify.group: model
+    "certifications": ("bench.jobs.certify", "bench.jobs.audit"),  # certify.group: model, with the audit
     "audit": ("bench.jobs.audit",),
     "native": ("bench.jobs.native",),
     "validation": ("bench.jobs.validation",),
@@ -189,6 +189,15 @@ def grouped_certifications(config: dict) -> list[str]:
     return _every_model_needs(config, "certify")
 
 
+def grouped_audit(config: dict) -> bool:
+    """Whether each model's certificate audit runs in its certification job (``certify.group:
+    model`` with Table 1 grouped and the audit enabled): it audits the Table 1 certificates that
+    job has just written, saving a job start per model."""
+    from bench.tables import enabled_tables
+
+    return "table1" in grouped_certifications(config) and any(t.config_key == "audit" for t in enabled_tables(config))
+
+
 def _every_model_needs(config: dict, folder: str) -> list[str]:
     """The names of the ``<model>/<folder>/<name>.json`` outputs that the enabled tables ask of
     every (non-ablation) model, in the tables' order."""
@@ -324,14 +333,16 @@ def code_version(kind: str, method: str | None = None) -> dict[str, str]:
     return out
 
 
-def benchmark_of(path: str, grouped: Iterable[str] = (), grouped_tables: Iterable[str] = ()) -> str | None:
+def benchmark_of(path: str, grouped: Iterable[str] = (), grouped_tables: Iterable[str] = (),
+                 audit_grouped: bool = False) -> str | None:
     """The Snakemake ``benchmark:`` file of the job that wrote ``path`` (None for aggregates).
 
     ``results/<run>/<model>/certify/table1.json`` -> ``results/<run>/benchmarks/<model>/certify_table1.tsv``
     (or ``certifications.tsv``, the model's one certification job, when ``table1`` is in
     ``grouped_tables``: :func:`grouped_certifications`), and likewise ``model.json`` ->
     ``train.tsv``, ``attacks/<A>.json`` -> ``attack_<A>.tsv`` (or ``attacks.tsv``, the model's one
-    attack job, when ``A`` is in ``grouped``: :func:`grouped_attacks`), ``audit.json``,
+    attack job, when ``A`` is in ``grouped``: :func:`grouped_attacks`), ``audit.json`` (or
+    ``certifications.tsv`` when ``audit_grouped``: :func:`grouped_audit`),
     ``native.json``, ``certify/validation.json`` -> ``<name>.tsv``.
     """
     parts = path.split("/")
@@ -350,6 +361,8 @@ def benchmark_of(path: str, grouped: Iterable[str] = (), grouped_tables: Iterabl
     elif tail[0] == "attacks":
         attack = tail[1][: -len(".json")]
         name = "attacks" if attack in grouped and "ablation" not in parts else "attack_" + attack
+    elif tail == ["audit.json"] and audit_grouped and "ablation" not in parts:
+        name = "certifications"
     elif tail[0] in ("audit.json", "native.json"):
         name = tail[0][: -len(".json")]
     else:

@@ -27,6 +27,7 @@ CERTIFY_TABLES = [k for k, cls in TABLES.items() if issubclass(cls, Certificatio
 SWEEP = config["arch"] == "sweep"
 GROUPED_ATTACKS = plan.grouped_attacks(config)  # attacks.group: model (one attack job per model)
 GROUPED_TABLES = plan.grouped_certifications(config)  # certify.group: model (one certification job per model)
+GROUPED_AUDIT = plan.grouped_audit(config)  # ... which audits its Table 1 certificates too
 # Evaluation jobs chunk their forwards to this budget (bench.memory); chunked votes and
 # certificates are identical to unchunked ones (tests/test_chunking.py), so it is a resource,
 # not a param: changing it reruns nothing. Training gets it as a param (BatchNorm statistics
@@ -91,4 +92,4 @@ def job_benchmarks(wildcards=None):
     if SWEEP:
         outputs += [f"{plan.result_dir(config, r)}/{f}" for r in plan.candidate_runs(config)
                     for f in ("model.json", "certify/validation.json")]
-    return sorted({b for b in (plan.benchmark_of(o, GROUPED_ATTACKS, GROUPED_TABLES) for o in outputs) if b})
+    return sorted({b for b in (plan.benchmark_of(o, GROUPED_ATTACKS, GROUPED_TABLES, GROUPED_AUDIT) for o in outputs) if b})

@@ -136,15 +136,17 @@ if GROUPED_TABLES:
     rule certifications:
         """The certification tables every model needs in one job per model (certify.group: model):
         one Python start instead of one per table; each table's outputs are what its own job
-        would write (bench.jobs.certify.run_group)."""
+        would write (bench.jobs.certify.run_group), and so is the audit of its Table 1
+        certificates where the audit is enabled (bench.plan.grouped_audit)."""
         input:
             model=f"{RUN}/model.json",
             weights=f"{RUN}/model.safetensors",
         output:
             expand(f"{RUN}/certify/{{table}}{{suffix}}", table=GROUPED_TABLES, suffix=[".json", "_inputs.csv"],
-                   allow_missing=True),
+                   allow_missing=True) + ([f"{RUN}/audit.json"] if GROUPED_AUDIT else []),
         params:
             settings=lambda w: {t: plan.job_settings("certify", config, w, table=t) for t in GROUPED_TABLES},
+            audit=lambda w: plan.job_settings("audit", config, w) if GROUPED_AUDIT else None,
             code=code("certifications"),
         log:
             f"{LOGS}/certifications.log",
@@ -163,6 +165,7 @@ if GROUPED_TABLES:
             "../scripts/certifications.py"
 
     ruleorder: certifications > certify
+    ruleorder: certifications > audit
 
 
 rule audit:

@@ -224,9 +224,13 @@ def test_grouped_certifications_start_one_process(tmp_path, caplog):
     assert row["job"] == "fashion_mnist/erm/convnet/seed0/certifications" and row["name"] == "certifications (5)"
     # the tables read one stream per vicinity: Tables 11 and 12 certify on Table 1's main vicinity
     # and need no more samples there, so the job costs Tables 1, 10 (small) and 2 (transforms)
+    # and the job audits its Table 1 certificates (bench.plan.grouped_audit): the audit job's work
     apart = certify(single).set_index("name").loc[["table1", "table10", "table2"]]
-    assert row["forwards"] == apart["forwards"].sum() < certify(single)["forwards"].sum()
-    assert row["hours"] == pytest.approx(apart["hours"].sum() - 2 * 4.0 / 3600)  # one start, not three
+    audit = single[(single["kind"] == "audit") & (single["method"] == "erm")]
+    assert len(audit) == 1 and not (grouped["kind"] == "audit").any()
+    assert row["forwards"] == apart["forwards"].sum() + audit["forwards"].sum()
+    assert apart["forwards"].sum() < certify(single)["forwards"].sum()
+    assert row["hours"] == pytest.approx(apart["hours"].sum() + audit["hours"].sum() - 3 * 4.0 / 3600)  # one start, not four
     ablation = lambda f: f[(f["kind"] == "certify") & f["job"].str.startswith("ablation/")]  # noqa: E731
     assert len(ablation(grouped)) == len(ablation(single)) > 0
     # a run measured one job per table has no match under the grouped config: said, not silently dropped
@@ -245,3 +249,5 @@ def test_benchmark_of_a_grouped_certification():
     ablation = "results/r/ablation/fashion_mnist/ours/convnet/lam-1.0/seed0/certify/table2.json"
     assert plan.benchmark_of(ablation, (), ["table2"]).endswith("/lam-1.0/seed0/certify_table2.tsv")
     assert plan.benchmark_of(f"{model}/certify/validation.json", (), ["table2"]).endswith("/validation.tsv")
+    assert plan.benchmark_of(f"{model}/audit.json", (), ["table1"]).endswith("/seed0/audit.tsv")
+    assert plan.benchmark_of(f"{model}/audit.json", (), ["table1"], True).endswith("/seed0/certifications.tsv")

@@ -85,8 +85,11 @@ def test_every_32x32_architecture_runs_every_job_kind(run):
     config = yaml.safe_load((ROOT / "config" / "gpu-check.yaml").read_text())
     grouped = {"certify": config["certify"].get("group") == "model", "attack": config["attacks"].get("group") == "model"}
     # one job per model for its certifications and its attacks when the file groups them, as it does
-    assert {"train", "audit", "native", "certifications" if grouped["certify"] else "certify",
+    assert {"train", "native", "certifications" if grouped["certify"] else "certify",
             "attacks" if grouped["attack"] else "attack"} <= kinds
+    # the audit runs in the certification job when that is one per model (bench.plan.grouped_audit)
+    assert ("audit" in kinds) != grouped["certify"]
+    assert len(list((run / "results" / "gpu-check-cpu").rglob("audit.json"))) == len(t1[["method", "arch"]].drop_duplicates())
     assert (reports / "report.html").exists()
     # the synthetic data is marked as such where it was written
     assert "cifar10" in (run / "data" / "gpu-check" / "SYNTHETIC").read_text()

@@ -66,7 +66,10 @@ def test_dry_run_builds_every_method_attack_and_table(workdir, name, datasets):
         per_model = 0
     assert counts["attack"] == models * per_model + datasets * votes * adaptive
     assert counts["transfer"] == models - datasets  # every model but erm's own
-    assert counts["audit"] == models
+    if plan.grouped_audit(cfg):  # in the model's certification job, after its Table 1
+        assert counts.get("audit", 0) == 0 and cfg["certify"].get("group") == "model"
+    else:
+        assert counts["audit"] == models
     assert counts["native"] == datasets * 2  # RS (CERTIFY) and IBP (bounds)
     lambdas = datasets * len(cfg["ablation"]["values"])
     assert counts["train_ablation"] == counts["certify_ablation"] == counts["attack_ablation"] == lambdas
@@ -262,7 +265,8 @@ def test_grouped_attacks_are_one_job_per_model_with_the_same_results(smoke_run, 
 def test_grouped_certifications_are_one_job_per_model_with_the_same_results(smoke_run, tmp_path):
     """``certify.group: model``: a model's certification tables run in one job (one Python start
     instead of five), and each table's outputs hold the rows and per-input outcomes its own job
-    writes in the smoke run, while the tables certifying on one vicinity draw its samples once."""
+    writes in the smoke run, while the tables certifying on one vicinity draw its samples once;
+    the job then audits its Table 1 certificates, with the audit job's rows."""
     smoke_dir, smoke = smoke_run
     assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
@@ -296,3 +300,7 @@ def test_grouped_certifications_are_one_job_per_model_with_the_same_results(smok
                   for d in (smoke_dir, work)]
         pd.testing.assert_frame_equal(*inputs, obj=table)
     assert sum(drawn[1].values()) < sum(drawn[0].values())  # Tables 1, 11, 12 read one stream of the main vicinity
+    # the same job audited its Table 1 certificates (bench.plan.grouped_audit), as the audit job does
+    assert plan.grouped_audit(cfg) and "audit" not in together
+    audits = [json.loads((d / "results" / "smoke" / model / "audit.json").read_text())["rows"] for d in (smoke_dir, work)]
+    assert audits[0] == audits[1] and audits[0]

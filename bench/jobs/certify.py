@@ -16,11 +16,13 @@ vicinity's longest run rather than the sum of its tables'. Each setting's outcom
 its table's own job certifies: grouped and ungrouped runs write the same outcomes (on the CPU,
 tested; on a GPU, cuDNN may pick another algorithm for another batch shape and flip a
 prediction at a near-tie); only the cost columns (``seconds``, ``samples_drawn``, ``stream``)
-say what was shared."""
+say what was shared. Where the audit is enabled (:func:`bench.plan.grouped_audit`), the job then
+audits the Table 1 certificates it wrote, as the audit job would (:mod:`bench.jobs.audit`)."""
 from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -52,17 +54,30 @@ def run(smk) -> None:
 
 def run_group(smk) -> None:
     """Every table of ``params.settings`` (table key -> that table's job settings) for one model,
-    each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs."""
+    each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs; then,
+    with an ``audit.json`` output (:func:`bench.plan.grouped_audit`), the audit of the Table 1
+    certificates just written, as the audit job would run it (``params.audit``: its settings)."""
     outputs = {Path(p).name: p for p in smk.output}
-    _certify(smk, {t: (s, outputs[f"{t}.json"], outputs[f"{t}_inputs.csv"]) for t, s in smk.params.settings.items()})
+    after = None
+    if "audit.json" in outputs:
+        from bench.jobs import audit
+
+        after = lambda: audit.run(SimpleNamespace(  # noqa: E731
+            input=SimpleNamespace(model=smk.input.model, certified=outputs["table1_inputs.csv"]),
+            output=SimpleNamespace(result=outputs["audit.json"]), log=smk.log, threads=smk.threads,
+            resources=smk.resources, config=smk.config,
+            params=SimpleNamespace(settings=smk.params.audit, code=smk.params.code)))
+    _certify(smk, {t: (s, outputs[f"{t}.json"], outputs[f"{t}_inputs.csv"]) for t, s in smk.params.settings.items()},
+             after)
 
 
-def _certify(smk, tables: dict[str, tuple[dict, str, str]]) -> None:
-    """Certify ``tables`` (table -> its settings, summary output, per-input output) of one model.
+def _certify(smk, tables: dict[str, tuple[dict, str, str]], after: Callable[[], None] | None = None) -> None:
+    """Certify ``tables`` (table -> its settings, summary output, per-input output) of one model,
+    then run ``after`` (the grouped audit).
 
-    The progress file sits beside the first table's summary and stays until every output is
-    written: Snakemake deletes all outputs of a job that failed or was killed, and its rerun
-    reads the finished blocks back."""
+    The progress file sits beside the first table's summary and stays until ``after`` is done:
+    Snakemake deletes all outputs of a job that failed or was killed, and its rerun reads the
+    finished blocks back."""
     jobs = {t: Job(SimpleNamespace(log=smk.log, threads=smk.threads, resources=smk.resources, config=smk.config,
                                    params=SimpleNamespace(settings=settings, code=smk.params.code)))
             for t, (settings, _, _) in tables.items()}
@@ -111,6 +126,8 @@ def _certify(smk, tables: dict[str, tuple[dict, str, str]]) -> None:
         _, summary, inputs = tables[t]
         write_csv(pd.concat(frames, ignore_index=True), inputs)
         j.write(rows, summary, Path(smk.input.model).parent)
+    if after is not None:
+        after()
     units.done()
 
 
