@@ -478,8 +478,9 @@ def certify_many(
     input k's stream is fixed by ``seed`` and its index ``first_index + k`` (a block of a larger
     set of inputs passes its offset and certifies as the whole set would). Forward batches hold
     at most the first config's ``batch_size`` images (see :func:`default_batch_size`), in whole
-    chunks of :data:`CHUNK` when it holds one. Configs run in the given order, so the first one's ``seconds`` is
-    what it costs alone. Returns one result per config and the clean prediction.
+    chunks of :data:`CHUNK` when it holds one. Configs run in the given order, so the first
+    one's ``seconds`` is what it costs alone. Returns one result per config and the clean
+    prediction.
 
     Refused with a ValueError before any sampling: no configs, a bad config or ``num_classes``
     (< 2, see :class:`Certifier`), ``images`` that are not a non-empty N×C×H×W tensor. The clean

@@ -290,7 +290,6 @@ def work(job: dict, config: dict) -> Work:
     """The image passes of one job (see the module docstring)."""
     import json
 
-    from bench.config import min_samples
     from bench.tables import get_table
 
     d, method = job["dataset"], job["method"]
