@@ -18,6 +18,7 @@ import yaml
 
 from bench import cli
 from bench import data as bdata
+from bench import datalock
 from conftest import make_mnist_like
 
 
@@ -42,7 +43,7 @@ def _load_in_child(root: str, barrier, out: str) -> None:
 def test_concurrent_jobs_download_a_dataset_once(tmp_path, monkeypatch):
     record, root = tmp_path / "downloads.txt", tmp_path / "data"
     monkeypatch.setattr(bdata, "_download", fake_download(record))  # inherited by the forked children
-    monkeypatch.setattr(bdata, "LOCK_POLL_S", 0.05)
+    monkeypatch.setattr(datalock, "LOCK_POLL_S", 0.05)
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(2)
     outs = [tmp_path / f"out{i}.pt" for i in range(2)]
@@ -72,8 +73,8 @@ def test_reading_present_data_takes_no_lock(tiny_root, monkeypatch):
 
 
 def test_a_waiting_job_says_what_it_waits_for_and_gives_up_when_told(tiny_root, monkeypatch, caplog):
-    monkeypatch.setattr(bdata, "LOCK_POLL_S", 0.02)
-    monkeypatch.setattr(bdata, "LOCK_LOG_EVERY_S", 0.1)
+    monkeypatch.setattr(datalock, "LOCK_POLL_S", 0.02)
+    monkeypatch.setattr(datalock, "LOCK_LOG_EVERY_S", 0.1)
     held, release = threading.Event(), threading.Event()
 
     def holder():
@@ -85,7 +86,7 @@ def test_a_waiting_job_says_what_it_waits_for_and_gives_up_when_told(tiny_root, 
     t.start()
     try:
         assert held.wait(10)
-        caplog.set_level(logging.INFO, logger="bench.data")
+        caplog.set_level(logging.INFO, logger="bench.datalock")
         with pytest.raises(bdata.DatasetLockTimeout, match=r"dataset 'cifar10'.*downloading it"):
             with bdata.dataset_lock("cifar10", tiny_root, timeout=0.3):
                 pass
