@@ -11,7 +11,11 @@ Fashion-MNIST data, then certifies ``--inputs`` test images under each procedure
   at a time, :func:`bench.certify.literal_algorithm2`) timed on ``--literal-inputs`` inputs and
   scaled by samples to this procedure's ``samples_used``.
 
-Run: ``make bench`` (or ``python benchmarks/certify_speed.py``).
+Run: ``make bench`` (or ``python benchmarks/certify_speed.py``); on a GPU,
+``python benchmarks/certify_speed.py --device cuda`` adds that GPU's rows to the same file (the
+rows of other devices are kept; ``device`` is ``cpu`` or the GPU's name). On a GPU a single
+image's forward is mostly launch latency, which is where batching should pay most, and where
+the per-chunk sampling of the streams (one generator call per 32 samples) costs most.
 """
 from __future__ import annotations
 
@@ -34,9 +38,10 @@ from bench.vicinity import parse_vicinity
 log = logging.getLogger("benchmarks.certify_speed")
 
 
-def forward_seconds(model, shape, total: int, batch_size: int) -> float:
-    """Seconds of bare forward passes over ``total`` images (argmax included)."""
-    batch = torch.rand(batch_size, *shape)
+def forward_seconds(model, shape, total: int, batch_size: int, device: torch.device) -> float:
+    """Seconds of bare forward passes over ``total`` images (argmax included; each call waits
+    for its result, as the engine's do: :func:`bench.certify.classifier` checks the logits)."""
+    batch = torch.rand(batch_size, *shape, device=device)
     predict = classifier(model)
     predict(batch[:8])  # warm-up
     start = time.perf_counter()
@@ -51,7 +56,7 @@ def forward_seconds(model, shape, total: int, batch_size: int) -> float:
 def literal_per_sample(model, images, vicinity, kappa, alpha, budget, seed) -> tuple[float, int]:
     """Seconds per sample of the literal Algorithm 2 loop over ``images``; and samples drawn."""
     predict = classifier(model)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=images.device).manual_seed(seed)
     samples = 0
     start = time.perf_counter()
     for x in images:
@@ -69,6 +74,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--batch-size", type=int, default=None, help="default: bench.certify.default_batch_size")
     p.add_argument("--budget", type=int, default=20_000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU")
     p.add_argument("--out", type=Path, default=Path("reports/bench/certify.csv"))
     p.add_argument("--model-dir", type=Path, default=Path("results/bench/certify_model"),
                    help="where the fixed model is trained (reused when present)")
@@ -76,14 +82,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
 
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     batch_size = args.batch_size or default_batch_size(device)
     spec = TrainSpec(dataset="fashion_mnist", method="da", arch="convnet", seed=0, epochs=2,
                      vicinity=args.vicinity, hparams={"n_samples": 2}, train_per_class=300,
-                     val_per_class=20, device="cpu")
+                     val_per_class=20, device="cpu")  # the same fixed model whatever device certifies
     train(spec, args.model_dir)
-    model = load_model(args.model_dir)
+    model = load_model(args.model_dir).to(device)
     test = bdata.load_split("fashion_mnist", "test", subset_per_class=args.inputs_per_class)
+    test.images = test.images.to(device)
     vicinity = parse_vicinity(args.vicinity)
     kappa = alpha = 0.01
 
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         engine = time.perf_counter() - start
         frame = result.frame(test.labels, clean)
         used = int(frame["samples"].sum())
-        fwd = forward_seconds(model, test.info.shape, used + len(test), batch_size)
+        fwd = forward_seconds(model, test.info.shape, used + len(test), batch_size, device)
         cert = frame[frame["outcome"].eq("certified")]
         literal = lit_per_sample * used
         rows.append({
@@ -121,11 +128,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             **{k: v for k, v in summarize(frame).items() if k != "inputs"},
             "threads": args.threads,
             "batch_size": batch_size,
-            "device": str(device),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         })
         log.info("%s: engine %.1f s, forward %.1f s, ratio %.3f, speed-up vs literal %.0f×",
                  procedure, engine, fwd, engine / fwd, literal / engine)
     table = pd.DataFrame(rows)
+    if args.out.exists():  # one file for every device measured: keep the other devices' rows
+        old = pd.read_csv(args.out)
+        table = pd.concat([old[old["device"] != table["device"].iloc[0]], table], ignore_index=True)
     write_csv(table, args.out)
     log.info("wrote %s\n%s", args.out, table.to_string(index=False))
     return table

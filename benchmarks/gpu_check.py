@@ -14,6 +14,9 @@
    ``<out>/gpu_check_estimate.csv``: each finished job beside its estimate on this device
    (``python -m bench plan --estimate CONFIG --measured``: ``estimated_s``, ``measured_s``,
    ``ratio``), the check of :mod:`bench.estimate`'s latency and start-up terms.
+4. With ``--certify-speed``, after the DAG: :mod:`benchmarks.certify_speed` on the GPU (the
+   engine against bare forwards and the literal Algorithm 2, ``<out>/certify.csv``, the GPU's
+   rows beside the CPU's): the cost of sampling the streams chunk by chunk there.
 
 Run on the GPU machine from the repository root::
 
@@ -38,6 +41,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/throughput.py beside this file
+import certify_speed  # noqa: E402
 import throughput  # noqa: E402
 
 from bench.io import write_csv  # noqa: E402
@@ -105,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cores", type=int, default=16)
     parser.add_argument("--gpus", type=int, default=1, help="Snakemake's gpu resource: GPU jobs at a time")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--certify-speed", action="store_true", help="then benchmarks/certify_speed.py on the device")
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -140,6 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     log.info("%s", summary.to_dict("records")[0])
     compare_estimate(args.config, throughput.device_name(device), args.out / "throughput.csv", times,
                      args.out / "gpu_check_estimate.csv")
+    if args.certify_speed:
+        certify_speed.main(["--device", args.device, "--threads", "8", "--out", str(args.out / "certify.csv")])
 
 
 def compare_estimate(config: Path, device: str, rates: Path, times: pd.DataFrame, out: Path) -> pd.DataFrame | None:
