@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import estimate, plan
+from bench import estimate, passes, plan
 from bench.sequential import n_min
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,25 +25,25 @@ def job(kind: str, name: str, method: str = "erm", dataset: str = "fashion_mnist
 
 def test_counted_attack_passes_are_the_attacks_iterations(config):
     n = 10  # smoke: one test image per class
-    fgsm, pgd = estimate.work(job("attack", "FGSM"), config), estimate.work(job("attack", "PGD"), config)
+    fgsm, pgd = passes.work(job("attack", "FGSM"), config), passes.work(job("attack", "PGD"), config)
     assert (fgsm.gradient, fgsm.forwards) == (1 * n, 1 * n)  # one gradient step, one scoring forward
     assert (pgd.gradient, pgd.forwards) == (10 * n, 1 * n)  # torchattacks' PGD: 10 steps
     # the stand-in network is never fooled, so Square spends its whole query budget
-    square = estimate.work(job("attack", "Square"), config)
+    square = passes.work(job("attack", "Square"), config)
     assert square.forwards >= config["attacks"]["square_queries"] * n
     # a voting method is scored by its vote: vote_samples forwards per image
-    ours = estimate.work(job("attack", "PGD", method="ours"), config)
+    ours = passes.work(job("attack", "PGD", method="ours"), config)
     assert ours.forwards == config["hparams"]["ours"]["vote_samples"] * n
 
 
 def test_counted_training_passes_follow_the_methods_losses(config):
     t = config["train"]
     images = t["train_per_class"] * 10 * t["epochs"]
-    assert estimate.work(job("train", "train"), config).gradient == images
+    assert passes.work(job("train", "train"), config).gradient == images
     n = config["hparams"]["ours"]["n_samples"]
-    assert estimate.work(job("train", "train", method="ours"), config).gradient == (n + 1) * images
+    assert passes.work(job("train", "train", method="ours"), config).gradient == (n + 1) * images
     steps = config["hparams"]["pgdt"]["steps"]
-    pgdt = estimate.work(job("train", "train", method="pgdt"), config)
+    pgdt = passes.work(job("train", "train", method="pgdt"), config)
     assert pgdt.gradient == (steps + 1) * images
 
 
@@ -56,7 +56,7 @@ def test_certification_work_lies_between_n_min_and_the_budget(config):
     for table, vicinities in (("table1", 1), ("table2", len(c["transforms"]))):
         settings = get_table(table).settings(config, plan.vicinities(config, "fashion_mnist"))
         assert len({s["spec"] for s in settings}) == vicinities
-    w = estimate.work(job("certify", "table2"), config)
+    w = passes.work(job("certify", "table2"), config)
     whole = lambda n: math.ceil(n / CHUNK) * CHUNK  # noqa: E731 (each input's stream is drawn in whole chunks)
     assert w.forwards == vicinities * (whole(n_min(c["kappa"], c["alpha"])) + 1) * inputs
     assert w.worst_forwards == vicinities * (whole(c["budget"]) + 1) * inputs
@@ -130,13 +130,13 @@ def test_extrapolated_attack_counts_equal_direct_counts(config, attack):
     from bench.method import get_method
 
     info_shape, classes = (1, 28, 28), 10
-    hp = get_method("ours").resolve_hparams(estimate.dataset_info("fashion_mnist"), {"vote_samples": 3})
+    hp = get_method("ours").resolve_hparams(passes.dataset_info("fashion_mnist"), {"vote_samples": 3})
     s = {"linf": "linf:0.1", "square_queries": 13, "autoattack_steps": 9, "hparams": hp, "dataset": "fashion_mnist",
          "adaptive": {"vote_samples": 3, "eot_iter": 2, "steps": 7},
          "masking": {"more_steps": 5, "unbounded_steps": 5}}
     method = "ours" if attack.startswith("Vote") else None
-    extrapolated = estimate._attack_passes(attack, info_shape, classes, json.dumps(s, sort_keys=True), method)
-    direct = estimate._count_attack(attack, info_shape, classes, s, method)
+    extrapolated = passes._attack_passes(attack, info_shape, classes, json.dumps(s, sort_keys=True), method)
+    direct = passes._count_attack(attack, info_shape, classes, s, method)
     assert extrapolated[:2] == pytest.approx(direct[:2])
     assert extrapolated[3:] == pytest.approx(direct[3:])  # the calls, which the latency term charges
     assert extrapolated[1] + extrapolated[0] > 0
@@ -149,17 +149,17 @@ def test_sequential_calls_are_counted_per_attack_batch_and_per_training_step(con
     config["attacks"]["batch_size"] = 3  # 10 test images: 4 batches
     config["train"].update(epochs=3, batch_size=7)
     n = 10
-    pgd = estimate.work(job("attack", "PGD"), config)  # torchattacks' PGD: 10 steps, then the scoring forward
+    pgd = passes.work(job("attack", "PGD"), config)  # torchattacks' PGD: 10 steps, then the scoring forward
     assert (pgd.gradient_calls, pgd.forward_calls) == (10 * 4, 1 * 4)
-    square = estimate.work(job("attack", "Square"), config)  # one query is one sequential forward
+    square = passes.work(job("attack", "Square"), config)  # one query is one sequential forward
     assert square.forward_calls >= config["attacks"]["square_queries"]
     # OnePixel evolves each image on its own: its calls grow with the images, not the batches
-    one = estimate._count_attack("OnePixel", (1, 28, 28), 10, {"linf": "linf:0.1", "square_queries": 10}, None)
+    one = passes._count_attack("OnePixel", (1, 28, 28), 10, {"linf": "linf:0.1", "square_queries": 10}, None)
     assert one.forward_calls_per_image > 0
-    assert estimate.work(job("attack", "OnePixel"), config).forward_calls >= n * one.forward_calls_per_image
+    assert passes.work(job("attack", "OnePixel"), config).forward_calls >= n * one.forward_calls_per_image
     t = config["train"]
     steps = -(-t["train_per_class"] * 10 // 7) * 3  # per epoch, the last batch partial
-    assert estimate.work(job("train", "train"), config).gradient_calls == steps
+    assert passes.work(job("train", "train"), config).gradient_calls == steps
 
 
 def test_the_estimate_charges_each_jobs_start_and_each_calls_latency(config, tmp_path):
@@ -171,7 +171,7 @@ def test_the_estimate_charges_each_jobs_start_and_each_calls_latency(config, tmp
     pd.DataFrame(rates).to_csv(path, index=False)
     frame = estimate.estimate(config, "test gpu", path)
     row = frame[(frame["kind"] == "attack") & (frame["name"] == "PGD") & (frame["method"] == "erm")].iloc[0]
-    w = estimate.work(job("attack", "PGD"), config)
+    w = passes.work(job("attack", "PGD"), config)
     latency = (w.forward_calls * 2.0 + w.gradient_calls * 5.0) / 1000
     assert row["latency_hours"] == pytest.approx(latency / 3600)
     # the measured batch of 128 took 128 / images_per_s seconds, one latency of which is not per image
@@ -206,6 +206,12 @@ def test_grouped_attacks_start_one_process(tmp_path):
                                           "fashion_mnist/erm/convnet/seed1/attacks"} <= set(grouped["job"])
     saved = (len(erm(single)) - len(erm(grouped))) * 4.0 / 3600
     assert erm(grouped)["hours"].sum() == pytest.approx(erm(single)["hours"].sum() - saved)
+    # the grouped job's parts are priced one by one; its work is not one count
+    config["attacks"]["group"] = "model"
+    job = next(j for j in passes.jobs(config) if j["job"] == "fashion_mnist/erm/convnet/seed0/attacks")
+    assert [p["name"] for p in passes.parts(job)] == plan.grouped_attacks(config)
+    with pytest.raises(ValueError, match="count each of parts"):
+        passes.work(job, config)
 
 
 def test_grouped_certifications_start_one_process(tmp_path, caplog):
