@@ -164,15 +164,13 @@ def test_the_test_cluster_leaves_an_existing_slurm_and_munge_untouched():
             conf.parent.rmdir()
 
 
-def test_smoke_table1_through_the_slurm_profile_equals_the_local_run(cluster, tmp_path):
+def test_smoke_table1_through_the_slurm_profile_equals_the_local_run(cluster, smoke_run, tmp_path):
     target = "reports/table1.csv"
-    local, slurm = tmp_path / "local", tmp_path / "slurm"
-    local.mkdir()
+    local, run = smoke_run  # the session's local smoke run (tests/conftest.py): same config, --cores 2
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    slurm = tmp_path / "slurm"
     slurm.mkdir()
     env = {**cluster, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([*SNAKEMAKE, "--cores", "2", target], cwd=local, capture_output=True, text=True,
-                         timeout=900)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     submitted = subprocess.run(
         [*SNAKEMAKE, "--profile", str(ROOT / "profiles" / "slurm"), "--jobs", "2",
          "--slurm-init-seconds-before-status-checks", "2", target],
