@@ -13,9 +13,9 @@ Fashion-MNIST data, then certifies ``--inputs`` test images under each procedure
 
 Run: ``make bench`` (or ``python benchmarks/certify_speed.py``); on a GPU,
 ``python benchmarks/certify_speed.py --device cuda`` adds that GPU's rows to the same file (the
-rows of other devices are kept; ``device`` is ``cpu`` or the GPU's name). On a GPU a single
-image's forward is mostly launch latency, which is where batching should pay most, and where
-the per-chunk sampling of the streams (one generator call per 32 samples) costs most.
+rows of other devices and procedures are kept; ``device`` is ``cpu`` or the GPU's name). On a
+GPU a single image's forward is mostly launch latency, which is where batching should pay most,
+and where the per-chunk sampling of the streams (one generator call per 32 samples) costs most.
 """
 from __future__ import annotations
 
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--budget", type=int, default=20_000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU")
+    p.add_argument("--data-root", default=None, help="data root (default: $BENCH_DATA or ./data)")
     p.add_argument("--out", type=Path, default=Path("reports/bench/certify.csv"))
     p.add_argument("--model-dir", type=Path, default=Path("results/bench/certify_model"),
                    help="where the fixed model is trained (reused when present)")
@@ -86,10 +87,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     batch_size = args.batch_size or default_batch_size(device)
     spec = TrainSpec(dataset="fashion_mnist", method="da", arch="convnet", seed=0, epochs=2,
                      vicinity=args.vicinity, hparams={"n_samples": 2}, train_per_class=300,
-                     val_per_class=20, device="cpu")  # the same fixed model whatever device certifies
+                     val_per_class=20, device="cpu", data_root=args.data_root)  # the same model whatever device certifies
     train(spec, args.model_dir)
     model = load_model(args.model_dir).to(device)
-    test = bdata.load_split("fashion_mnist", "test", subset_per_class=args.inputs_per_class)
+    test = bdata.load_split("fashion_mnist", "test", args.data_root, subset_per_class=args.inputs_per_class)
     test.images = test.images.to(device)
     vicinity = parse_vicinity(args.vicinity)
     kappa = alpha = 0.01
@@ -133,9 +134,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         log.info("%s: engine %.1f s, forward %.1f s, ratio %.3f, speed-up vs literal %.0f×",
                  procedure, engine, fwd, engine / fwd, literal / engine)
     table = pd.DataFrame(rows)
-    if args.out.exists():  # one file for every device measured: keep the other devices' rows
+    if args.out.exists():  # one file for every device and procedure measured: keep the other rows
         old = pd.read_csv(args.out)
-        table = pd.concat([old[old["device"] != table["device"].iloc[0]], table], ignore_index=True)
+        measured = old["device"].eq(table["device"].iloc[0]) & old["procedure"].isin(table["procedure"])
+        table = pd.concat([old[~measured], table], ignore_index=True)
     write_csv(table, args.out)
     log.info("wrote %s\n%s", args.out, table.to_string(index=False))
     return table

@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     compare_estimate(args.config, throughput.device_name(device), args.out / "throughput.csv", times,
                      args.out / "gpu_check_estimate.csv")
     if args.certify_speed:
-        certify_speed.main(["--device", args.device, "--threads", "8", "--out", str(args.out / "certify.csv")])
+        root = yaml.safe_load(args.config.read_text()).get("data", {}).get("root")  # staged above, offline
+        certify_speed.main(["--device", args.device, "--threads", "8", "--out", str(args.out / "certify.csv"),
+                            *(["--data-root", str(root)] if root else [])])
 
 
 def compare_estimate(config: Path, device: str, rates: Path, times: pd.DataFrame, out: Path) -> pd.DataFrame | None:

@@ -1,5 +1,5 @@
-"""The documentation's relative links lead somewhere: every linked file exists and every
-``#anchor`` is a heading of its target, as GitHub renders it."""
+"""The documentation's relative links lead somewhere: every linked file (and image) exists and
+every ``#anchor`` is a heading of its target, as GitHub renders it."""
 from __future__ import annotations
 
 import re
@@ -9,13 +9,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "reports").glob("*/README.md"))]
-LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")  # links and images alike
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 
 
 def slug(heading: str) -> str:
-    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
+    """GitHub's anchor of a heading: its text (code and emphasis marks and link targets
+    dropped) in lower case, punctuation but ``-`` and ``_`` dropped, spaces to hyphens."""
+    text = re.sub(r"[`*]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().lower())
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
@@ -23,8 +24,9 @@ def anchors(path: Path) -> set[str]:
     found: dict[str, int] = {}
     out = set()
     for line in FENCE.sub("", path.read_text()).splitlines():
-        if line.startswith("#"):
-            base = slug(line.lstrip("#"))
+        heading = re.match(r"#{1,6} (.*)", line)
+        if heading:
+            base = slug(heading.group(1))
             n = found.get(base, 0)
             found[base] = n + 1
             out.add(base if n == 0 else f"{base}-{n}")
@@ -39,8 +41,10 @@ def test_relative_links_and_anchors_resolve(doc):
             continue
         file, _, anchor = target.partition("#")
         path = (doc.parent / file).resolve() if file else doc
-        if not path.exists():
-            broken.append(f"{target}: no file {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+        if not path.is_relative_to(ROOT):
+            broken.append(f"{target}: outside the repository")
+        elif not path.exists():
+            broken.append(f"{target}: no file {path.relative_to(ROOT)}")
         elif anchor and path.suffix == ".md" and anchor not in anchors(path):
             broken.append(f"{target}: no heading '{anchor}' in {path.relative_to(ROOT)}")
     assert not broken, f"{doc.relative_to(ROOT)}: " + "; ".join(broken)
@@ -50,3 +54,5 @@ def test_the_slug_is_githubs():
     assert slug("The default DAG's wall time") == "the-default-dags-wall-time"
     assert slug("How often each procedure certifies wrongly") == "how-often-each-procedure-certifies-wrongly"
     assert slug("`ours` against DA") == "ours-against-da"
+    assert slug("What it shows (`known_behaviours.csv`)") == "what-it-shows-known_behaviourscsv"
+    assert slug("[Adding a method](x.md), *briefly*") == "adding-a-method-briefly"

