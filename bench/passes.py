@@ -364,10 +364,10 @@ def work(job: dict, config: dict) -> Work:
 
 def certify_work(config: dict, dataset: str, tables: list[str]) -> Work:
     """The forwards of certifying ``tables`` of one model in one job: the settings of all the
-    tables on one vicinity read one stream per input (:class:`bench.certify.SampleTape`), so
+    tables on one vicinity read one stream per input (:class:`bench.streams.SampleTape`), so
     each vicinity costs its most demanding setting (typical: the largest n_min; worst: the
     budget), each rounded up to whole chunks of the stream, plus one clean forward per input."""
-    from bench.certify import CHUNK
+    from bench.streams import CHUNK
     from bench.config import min_samples
     from bench.tables import get_table
 

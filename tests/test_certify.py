@@ -9,8 +9,9 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from bench.certify import (CHUNK, OUTCOMES, CertifyConfig, Certifier, certify, classifier,
-                           literal_algorithm2, summarize)
+from bench.certify import (OUTCOMES, CertifyConfig, Certifier, certify, classifier, literal_algorithm2,
+                           summarize)
+from bench.streams import CHUNK
 from bench.sequential import PROCEDURES, make_test, n_min
 from bench.simulation import simulate
 from bench.vicinity import parse_vicinity
@@ -199,7 +200,7 @@ def _pixel_sign():
 
 
 def test_a_sample_tape_replays_each_inputs_stream_however_it_is_read():
-    from bench.certify import SampleTape
+    from bench.streams import SampleTape
 
     x = torch.rand(5, 1, 4, 4)
     tape = SampleTape(_pixel_sign(), x, LINF, batch_size=70, seed=3)
@@ -218,7 +219,7 @@ def test_a_sample_tape_replays_each_inputs_stream_however_it_is_read():
 def test_an_inputs_stream_depends_on_its_index_and_the_seed_only():
     """Whatever the batch, the order and sizes of the reads, the other inputs read with it, or
     the block it is in (a tape over inputs 2 to 4 with ``first_index=2``): the same samples."""
-    from bench.certify import SampleTape
+    from bench.streams import SampleTape
 
     # a classifier that any change of a sample's noise moves (a coarser one is constant on most
     # inputs' vicinities, and a constant stream equals any other)
@@ -243,7 +244,7 @@ def test_an_inputs_stream_depends_on_its_index_and_the_seed_only():
 
 def test_one_inputs_chunks_never_share_a_seed():
     """The CPU generator keeps a seed's low 32 bits: an input's chunk seeds stay distinct there."""
-    from bench.certify import chunk_seed
+    from bench.streams import chunk_seed
 
     for seed, index in ((0, 0), (3, 12345), (2**40, 7)):
         assert len({chunk_seed(seed, index, c) & 0xFFFFFFFF for c in range(100_000)}) == 100_000

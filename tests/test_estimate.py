@@ -49,7 +49,7 @@ def test_counted_training_passes_follow_the_methods_losses(config):
 
 def test_certification_work_lies_between_n_min_and_the_budget(config):
     from bench import plan
-    from bench.certify import CHUNK
+    from bench.streams import CHUNK
     from bench.tables import get_table
 
     c, inputs = config["certify"], 10
