@@ -1,9 +1,9 @@
 """The certification job: every setting of one table for one model, certifying the base
 classifier h (argmax of the network) by the sequential tests of :mod:`bench.certify`.
 
-Settings on one vicinity read the same sample stream of each input (:class:`bench.certify.
-SampleTape`), seeded by the model's seed and the vicinity's spec: an input's stream depends on
-those and its index only. The test inputs are certified in blocks of ``certify.block_inputs``;
+Settings on one vicinity read the same sample stream of each input
+(:class:`bench.streams.SampleTape`), seeded by the model's seed and the vicinity's spec: an
+input's stream depends on those and its index only. The test inputs are certified in blocks of ``certify.block_inputs``;
 after each block the job saves its outcomes (:class:`bench.jobs.resume.Units`), and a rerun of a
 job killed by its time limit resumes after the last finished block. The block size changes
 no outcome: blocked, unblocked and resumed runs write the same rows.
