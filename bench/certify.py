@@ -29,11 +29,9 @@ older outcomes are unchanged.
 The samples, and the model's predictions on them, come from :mod:`bench.streams`: one stream
 per input, shared by every setting that certifies it.
 
-Bad model outputs are refused, never certified: :func:`classifier` refuses non-finite logits
-(argmax of NaN logits picks the NaN's position, a class the model never chose), and every batch
-of predictions, clean or sampled, must be integer classes in [0, num_classes) (an out-of-range
-class, or −1, the engine's padding value, would be certified by the valid tests, which only
-count hits of the candidate). Each error names the input and the offending value.
+Bad model outputs are refused, never certified: the clean predictions, every drawn batch and
+the candidate are checked by :func:`bench.streams.check_predictions` (and the logits by
+:func:`bench.streams.classifier`); each error names the input and the offending value.
 """
 from __future__ import annotations
 
@@ -49,7 +47,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.sequential import SequentialTest, make_test, n_min, validate_budget
-# re-exported: the engine's public names (bench.api, the jobs, the tests) stay importable from here
+# re-exported: these were bench.certify's before bench.streams existed, and callers import them from here
 from bench.streams import (CHUNK, Draw, SampleTape, check_predictions, chunk_seed, classifier,  # noqa: F401
                            default_batch_size)
 from bench.vicinity import Vicinity
@@ -75,6 +73,7 @@ __all__ = [
 #: non-robustness). Appended last, so older indices are unchanged.
 OUTCOMES = ("certified", "not_robust", "undecided", "below_p1")
 CERTIFIED, NOT_ROBUST, UNDECIDED, BELOW_P1, RUNNING = 0, 1, 2, 3, -1
+
 
 @dataclass
 class CertifyConfig:

@@ -367,8 +367,8 @@ def certify_work(config: dict, dataset: str, tables: list[str]) -> Work:
     tables on one vicinity read one stream per input (:class:`bench.streams.SampleTape`), so
     each vicinity costs its most demanding setting (typical: the largest n_min; worst: the
     budget), each rounded up to whole chunks of the stream, plus one clean forward per input."""
-    from bench.streams import CHUNK
     from bench.config import min_samples
+    from bench.streams import CHUNK
     from bench.tables import get_table
 
     c = config["certify"]

@@ -7,8 +7,11 @@ vicinity (:mod:`bench.certify` runs the tests on them).
   only count hits of the candidate);
 - :class:`SampleTape` draws each input's stream of vicinity samples in chunks of :data:`CHUNK`,
   chunk ``c`` of input ``k`` from its own seed (:func:`chunk_seed`), predicts them once and
-  replays them to every certification setting that reads the input: the stream depends on the
-  seed and the input's index only, not on who reads it, in what rounds or blocks.
+  replays them to every certification setting that reads the input: on one device the stream
+  depends on the seed and the input's index only, not on who reads it, in what rounds or blocks
+  (CPU and CUDA generators differ);
+- :data:`Draw` is how :class:`bench.certify.Certifier` reads a stream (``draw(inputs, sizes)``), and
+  :func:`default_batch_size` the forward batch per device.
 """
 from __future__ import annotations
 
@@ -54,7 +57,6 @@ def check_predictions(preds: object, num_classes: int, source: str, inputs: torc
                                                            torch.tensor([j]), right=True)[0])
         raise ValueError(f"{source} returned class {int(preds[j])} for input {int(inputs[i])}; "
                          f"classes must lie in [0, {num_classes}) (num_classes = {num_classes})")
-
 
 
 def classifier(model: torch.nn.Module, precision=None) -> Callable[[torch.Tensor], torch.Tensor]:

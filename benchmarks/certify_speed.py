@@ -40,7 +40,7 @@ log = logging.getLogger("benchmarks.certify_speed")
 
 def forward_seconds(model, shape, total: int, batch_size: int, device: torch.device) -> float:
     """Seconds of bare forward passes over ``total`` images (argmax included; each call waits
-    for its result, as the engine's do: :func:`bench.certify.classifier` checks the logits)."""
+    for its result, as the engine's do: :func:`bench.streams.classifier` checks the logits)."""
     batch = torch.rand(batch_size, *shape, device=device)
     predict = classifier(model)
     predict(batch[:8])  # warm-up
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--literal-inputs", type=int, default=6)
     p.add_argument("--vicinity", default="linf:0.1")
     p.add_argument("--procedures", nargs="+", default=["paper", "sprt", "mixture"])
-    p.add_argument("--batch-size", type=int, default=None, help="default: bench.certify.default_batch_size")
+    p.add_argument("--batch-size", type=int, default=None, help="default: bench.streams.default_batch_size")
     p.add_argument("--budget", type=int, default=20_000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU")

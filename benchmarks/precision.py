@@ -3,7 +3,7 @@
 Writes ``reports/bench/precision.csv``, a long table with one row per measurement (``kind``):
 
 - ``throughput``: images per second of the Basic ConvNet and CNN7 on 28×28 Fashion-MNIST
-  images, for ``inference`` (the classifier of :func:`bench.certify.classifier`: forward and
+  images, for ``inference`` (the classifier of :func:`bench.streams.classifier`: forward and
   argmax, no autograd) and ``training`` (forward, cross-entropy, backward and the paper's
   optimiser step, the loss under autocast), each in fp32, bf16, fp32 + channels_last and
   bf16 + channels_last. All settings are timed in one run, interleaved round by round so that

@@ -11,9 +11,9 @@ from scipy.stats import binomtest
 
 from bench.certify import (OUTCOMES, CertifyConfig, Certifier, certify, classifier, literal_algorithm2,
                            summarize)
-from bench.streams import CHUNK
 from bench.sequential import PROCEDURES, make_test, n_min
 from bench.simulation import simulate
+from bench.streams import CHUNK
 from bench.vicinity import parse_vicinity
 
 X = torch.rand(12, 1, 6, 6)

@@ -150,6 +150,7 @@ def test_code_stamp_covers_what_a_job_runs_and_changes_with_it(tmp_path, monkeyp
     assert "bench.train" in train and "bench.train" not in attack and "bench.train" not in certify
     assert "bench.attacks" in attack and "bench.attacks" not in train  # a lazy import counts
     assert "bench.sequential" in certify and "methods.ours" not in certify
+    assert "bench.streams" in certify  # the sample streams, imported by bench.certify
     assert "bench.sequential" not in train
     before, train_before = provenance.code_stamp("bench.jobs.certify"), provenance.code_stamp("bench.jobs.train")
     copy = tmp_path / "sequential.py"

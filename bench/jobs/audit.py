@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.certify import classifier
 from bench.data import load_split
 from bench.jobs.common import Job, evaluated_model
+from bench.streams import classifier
 from bench.vicinity import parse_vicinity
 
 __all__ = ["run"]

@@ -3,10 +3,11 @@ classifier h (argmax of the network) by the sequential tests of :mod:`bench.cert
 
 Settings on one vicinity read the same sample stream of each input
 (:class:`bench.streams.SampleTape`), seeded by the model's seed and the vicinity's spec: an
-input's stream depends on those and its index only. The test inputs are certified in blocks of ``certify.block_inputs``;
-after each block the job saves its outcomes (:class:`bench.jobs.resume.Units`), and a rerun of a
-job killed by its time limit resumes after the last finished block. The block size changes
-no outcome: blocked, unblocked and resumed runs write the same rows.
+input's stream depends on those and its index only. The test inputs are certified in blocks of
+``certify.block_inputs``; after each block the job saves its outcomes
+(:class:`bench.jobs.resume.Units`), and a rerun of a job killed by its time limit resumes after
+the last finished block. The block size changes no outcome: blocked, unblocked and resumed runs
+write the same rows.
 
 :func:`run_group` is the job of ``certify.group: model``: every table of
 :func:`bench.plan.grouped_certifications` for one model in one process (one Python and torch
