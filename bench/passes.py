@@ -266,14 +266,14 @@ def jobs(config: dict) -> list[dict]:
         bench_file = plan.benchmark_of(path)
         if bench_file is None or bench_file.endswith("/train.tsv"):
             continue
-        parts = path.split("/")
-        seed = next(i for i, p in enumerate(parts) if p.startswith("seed"))
-        model = parts[2:seed]
+        segments = path.split("/")  # results/<run>/[ablation/]<dataset>/<method>/<arch>/[<hparam>-<value>/]seed<k>/…
+        seed = next(i for i, p in enumerate(segments) if p.startswith("seed"))
+        model = segments[2:seed]
         if model[0] == "ablation":
             model = model[1:4]
         dataset, method, arch = model[:3]
         kind, _, what = Path(bench_file).stem.partition("_")
-        one = {"kind": kind, "dataset": dataset, "method": method, "arch": arch, "seed": int(parts[seed][4:]),
+        one = {"kind": kind, "dataset": dataset, "method": method, "arch": arch, "seed": int(segments[seed][4:]),
                "output": path, "name": what or kind, "job": job_name(path)}
         by_job.setdefault(one["job"], []).append(one)
     for name, members in by_job.items():
