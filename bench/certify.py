@@ -47,9 +47,8 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.sequential import SequentialTest, make_test, n_min, validate_budget
-# re-exported: these were bench.certify's before bench.streams existed, and callers import them from here
-from bench.streams import (CHUNK, Draw, SampleTape, check_predictions, chunk_seed, classifier,  # noqa: F401
-                           default_batch_size)
+# used here, and re-exported (__all__): callers import them from here, as before bench.streams existed
+from bench.streams import Draw, SampleTape, check_predictions, classifier, default_batch_size  # noqa: F401
 from bench.vicinity import Vicinity
 
 log = logging.getLogger(__name__)
