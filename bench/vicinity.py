@@ -48,6 +48,24 @@ class Vicinity(ABC):
         """The same samples as a batch of images, (N·n)×C×H×W, the n of each input contiguous."""
         return self(x, n, generator).flatten(0, 1)
 
+    # Two phases of __call__, for callers that draw many small groups of samples from their own
+    # seeded generators (bench.streams.SampleTape: one generator per chunk of 32 samples). On a
+    # GPU each small call pays a kernel launch, so drawing each group's randomness alone and
+    # applying it to all groups at once cuts the launches per group to the generator's own.
+    # The default draws the samples themselves, and apply() returns them.
+
+    def noise(self, x: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The random draws of ``n`` samples of each image of ``x``, in the generator order of
+        ``__call__``, for :meth:`apply`: ``apply(x, noise(x, n, g))`` equals ``self(x, n, g)``,
+        bit for bit. The default is the samples themselves."""
+        return self(x, n, generator)
+
+    def apply(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """N×n×C×H×W samples from images ``x`` (N×C×H×W) and their :meth:`noise` (which it may
+        overwrite). Elementwise in the noise, so applying the noise of several draws at once
+        gives each draw's samples."""
+        return noise
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
 
@@ -65,9 +83,15 @@ class LinfBall(Vicinity):
     spec: str = ""
 
     def __call__(self, x, n, generator=None):
-        shape = (x.shape[0], n, *x.shape[1:])
-        noise = _uniform(shape, -self.eps, self.eps, x, generator)
-        return noise.add_(x.unsqueeze(1)).clamp_(0.0, 1.0)
+        return self.apply(x, self.noise(x, n, generator))
+
+    def noise(self, x, n, generator=None):
+        """U[0, 1) per pixel of each sample: N×n×C×H×W."""
+        return torch.rand((x.shape[0], n, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)
+
+    def apply(self, x, noise):
+        # the arithmetic of _uniform, then the shift and the clip, in place on the noise
+        return noise.mul_(2 * self.eps).add_(-self.eps).add_(x.unsqueeze(1)).clamp_(0.0, 1.0)
 
 
 @dataclass(repr=False)

@@ -242,6 +242,24 @@ def test_an_inputs_stream_depends_on_its_index_and_the_seed_only():
     assert torch.equal(small.reader()(torch.arange(5), torch.full((5,), 100)), streams) and max(sizes) == 7
 
 
+@pytest.mark.parametrize("spec", ["linf:0.1", "affine"])
+def test_a_tapes_samples_are_each_chunks_own_seeded_draw(spec):
+    """The tape applies many chunks' noise at once; each chunk's samples are still exactly the
+    vicinity's own call on that input with a generator seeded by ``chunk_seed``."""
+    from bench.streams import SampleTape, chunk_seed
+    from bench.vicinity import parse_vicinity
+
+    x = torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(1))
+    vicinity, seen = parse_vicinity(spec), []
+    tape = SampleTape(lambda b: (seen.append(b.clone()), torch.zeros(len(b), dtype=torch.long))[1],
+                      x, vicinity, batch_size=96, seed=7, first_index=9)
+    tape.reader()(torch.arange(4), torch.tensor([70, 5, 33, 64]))
+    chunks = [(i, c) for i, n in enumerate([70, 5, 33, 64]) for c in range(-(-n // CHUNK))]
+    own = [vicinity.flat(x[i : i + 1], CHUNK, torch.Generator().manual_seed(chunk_seed(7, 9 + i, c)))
+           for i, c in chunks]
+    assert torch.equal(torch.cat(seen), torch.cat(own))
+
+
 def test_one_inputs_chunks_never_share_a_seed():
     """The CPU generator keeps a seed's low 32 bits: an input's chunk seeds stay distinct there."""
     from bench.streams import chunk_seed

@@ -88,6 +88,22 @@ def test_samples_are_seeded():
     assert not torch.equal(v(x, 3, gen(1)), v(x, 3, gen(2)))
 
 
+@pytest.mark.parametrize("spec", ["linf:8/255", "l2:0.5", "affine"])
+def test_noise_then_apply_is_the_call_bit_for_bit(spec):
+    """SampleTape draws each chunk's noise alone and applies many chunks' at once."""
+    x = torch.rand(3, 3, 6, 6)
+    v = parse_vicinity(spec)
+    whole = v(x, 4, gen(5))
+    noise = v.noise(x, 4, gen(5))
+    assert torch.equal(v.apply(x, noise), whole)
+    # applied to the draws of each image on its own, then to all at once: the same samples
+    g = gen(5)
+    parts = torch.cat([v.noise(x[i : i + 1], 4, g) for i in range(3)])
+    g = gen(5)
+    assert torch.equal(v.apply(x, parts),
+                       torch.cat([v(x[i : i + 1], 4, g) for i in range(3)]))
+
+
 @pytest.mark.parametrize("spec,match", [
     ("linf:2", r"linf = 2 is out of range; allowed: eps in \(0, 1\]"),
     ("linf:0", "out of range"),
