@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/precision.py
 	$(BIN)/python benchmarks/snakemake_start.py
 	$(BIN)/python benchmarks/inplace_relu.py
+	$(BIN)/python benchmarks/tape_sampling.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports/bench/*.tmp

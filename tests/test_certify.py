@@ -260,6 +260,23 @@ def test_a_tapes_samples_are_each_chunks_own_seeded_draw(spec):
     assert torch.equal(torch.cat(seen), torch.cat(own))
 
 
+def test_the_tape_sampling_benchmark_times_two_paths_to_the_same_samples(tmp_path):
+    """``benchmarks/tape_sampling.py``: its per-chunk path (the tape before f6abb34) draws what
+    the tape draws now (it refuses to time them otherwise), and it writes one row per path."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "tape_sampling.py"
+    spec = importlib.util.spec_from_file_location("tape_sampling", path)
+    bench_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_module)
+    table = bench_module.main(["--inputs", "3", "--samples", "70", "--rounds", "1", "--out", str(tmp_path / "t.csv")])
+    assert list(table["path"]) == ["per-chunk call", "batched apply"] and table["chunks"].eq(9).all()
+    x = torch.rand(2, 1, 4, 4)
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    assert torch.equal(bench_module.PerChunkLinf(0.1)(x, 5, g1), LINF(x, 5, g2))  # LINF: linf:0.1
+
+
 def test_one_inputs_chunks_never_share_a_seed():
     """The CPU generator keeps a seed's low 32 bits: an input's chunk seeds stay distinct there."""
     from bench.streams import chunk_seed
