@@ -159,6 +159,11 @@ class SampleTape:
         # int16 halves the memory of the streams; more classes than it holds need int32
         self.dtype = torch.int16 if (num_classes or 0) <= 1 << 15 else torch.int32
         self.gen = torch.Generator(device=images.device)
+        if hasattr(vicinity, "noise") and hasattr(vicinity, "apply"):
+            self._noise, self._apply = vicinity.noise, vicinity.apply
+        else:  # any sampler with flat() will do (bench.api takes one): each chunk's own samples
+            self._noise = lambda x, n, g: vicinity.flat(x, n, g).unflatten(0, (len(x), n))
+            self._apply = lambda x, noise: noise
         self.streams: list[torch.Tensor] = [torch.empty(0, dtype=self.dtype)] * len(images)
         self.drawn = 0  # samples actually drawn and predicted, over all runs
 
@@ -185,11 +190,11 @@ class SampleTape:
             noise = []
             for i, c in part:
                 self.gen.manual_seed(chunk_seed(self.seed, self.first_index + i, c))
-                noise.append(self.vicinity.noise(self.images[i : i + 1], CHUNK, self.gen))
-            # one apply for the whole batch: per chunk, only the generator's own calls (on a GPU,
-            # the per-chunk arithmetic cost more than the draw: benchmarks/certify_speed.py)
+                noise.append(self._noise(self.images[i : i + 1], CHUNK, self.gen))
+            # one apply for the whole batch: per chunk, only the generator's own calls (on a GPU
+            # the per-chunk arithmetic cost more than the draw: reports/bench/certify_tape.csv)
             owners = torch.tensor([i for i, _ in part])
-            batch = self.vicinity.apply(self.images[owners.to(self.images.device)], torch.cat(noise)).flatten(0, 1)
+            batch = self._apply(self.images[owners.to(self.images.device)], torch.cat(noise)).flatten(0, 1)
             # a batch_size under one chunk still bounds each forward
             preds = torch.cat([self.predict(batch[j : j + self.batch_size])
                                for j in range(0, len(batch), self.batch_size)])

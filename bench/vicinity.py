@@ -52,19 +52,33 @@ class Vicinity(ABC):
     # seeded generators (bench.streams.SampleTape: one generator per chunk of 32 samples). On a
     # GPU each small call pays a kernel launch, so drawing each group's randomness alone and
     # applying it to all groups at once cuts the launches per group to the generator's own.
-    # The default draws the samples themselves, and apply() returns them.
+    # The default draws the samples themselves (through flat(), so an override of it counts),
+    # and apply() returns them.
 
     def noise(self, x: torch.Tensor, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The random draws of ``n`` samples of each image of ``x``, in the generator order of
         ``__call__``, for :meth:`apply`: ``apply(x, noise(x, n, g))`` equals ``self(x, n, g)``,
-        bit for bit. The default is the samples themselves."""
-        return self(x, n, generator)
+        bit for bit. The default is the samples themselves, N×n×C×H×W."""
+        return self.flat(x, n, generator).unflatten(0, (x.shape[0], n))
 
     def apply(self, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """N×n×C×H×W samples from images ``x`` (N×C×H×W) and their :meth:`noise` (which it may
         overwrite). Elementwise in the noise, so applying the noise of several draws at once
         gives each draw's samples."""
         return noise
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Keep a subclass's two phases true to its own sampler: a class that redefines
+        ``__call__`` or ``flat`` without ``noise`` and ``apply`` gets the defaults back (so the
+        sample tape draws what its own call draws, not what an inherited ``noise`` would), and
+        one that redefines only one of ``noise`` and ``apply`` is refused."""
+        super().__init_subclass__(**kwargs)
+        own = set(vars(cls))
+        if len(own & {"noise", "apply"}) == 1:
+            raise TypeError(f"{cls.__name__} defines {' '.join(own & {'noise', 'apply'})} without "
+                            f"{' '.join({'noise', 'apply'} - own)}: define both, or neither")
+        if own & {"__call__", "flat"} and not own & {"noise", "apply"}:
+            cls.noise, cls.apply = Vicinity.noise, Vicinity.apply
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"

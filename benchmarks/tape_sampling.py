@@ -4,8 +4,9 @@
 its own seeded generator. It draws each chunk's noise alone (one generator call) and applies
 the noise of a whole batch to its images at once (:meth:`bench.vicinity.Vicinity.apply`); before
 f6abb34 each chunk made its samples with the vicinity's own call (for the L∞ box, five kernels:
-the draw, its scaling, the shift and the clip). Both give the same samples bit for bit (checked
-here first, and by ``tests/test_certify.py``). This times the tape's drawing alone, with a
+the draw, its scale and offset, the shift by the image and the clip). Both give the same
+samples bit for bit (checked here first; ``tests/test_vicinity.py`` pins the box's formula, and
+``tests/test_certify.py`` each chunk's seed). This times the tape's drawing alone, with a
 classifier that costs nothing, on ``--inputs`` Fashion-MNIST-sized images, in interleaved rounds.
 Writes ``reports/bench/tape_sampling.csv``: per device and path the median round's seconds, the
 seconds per chunk, and the speed-up of the batched apply.
@@ -26,19 +27,18 @@ import torch
 
 from bench.io import write_csv
 from bench.streams import CHUNK, SampleTape
-from bench.vicinity import LinfBall, Vicinity
+from bench.vicinity import LinfBall, _uniform
 
 log = logging.getLogger("benchmarks.tape_sampling")
 
 
 class PerChunkLinf(LinfBall):
-    """The L∞ box as the tape drew it before: each chunk's samples by the vicinity's own call."""
+    """The L∞ box as it was before f6abb34, one call for the samples (which the tape then makes
+    chunk by chunk, since a class that redefines ``__call__`` gets the default two phases)."""
 
     def __call__(self, x, n, generator=None):
-        return LinfBall.apply(self, x, LinfBall.noise(self, x, n, generator))
-
-    noise = Vicinity.noise  # the samples themselves
-    apply = Vicinity.apply  # returned as they are
+        noise = _uniform((x.shape[0], n, *x.shape[1:]), -self.eps, self.eps, x, generator)
+        return noise.add_(x.unsqueeze(1)).clamp_(0.0, 1.0)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     x = torch.rand(args.inputs, 1, 28, 28, generator=torch.Generator().manual_seed(0)).to(device)
     paths = {"per-chunk call": PerChunkLinf(args.eps), "batched apply": LinfBall(args.eps)}
 
-    def draw(vicinity: Vicinity, keep: list | None = None) -> None:
+    def draw(vicinity: LinfBall, keep: list | None = None) -> None:
         def free(batch: torch.Tensor) -> torch.Tensor:
             if keep is not None:
                 keep.append(batch.cpu())

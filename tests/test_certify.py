@@ -260,9 +260,27 @@ def test_a_tapes_samples_are_each_chunks_own_seeded_draw(spec):
     assert torch.equal(torch.cat(seen), torch.cat(own))
 
 
+def test_a_sampler_that_is_not_a_vicinity_is_drawn_chunk_by_chunk_through_its_flat():
+    """bench.api takes any sampler object: one with only ``__call__`` and ``flat`` (no two phases)
+    gives the tape each chunk's own ``flat`` samples, as before f6abb34."""
+    from bench.streams import SampleTape, chunk_seed
+
+    class Duck:
+        def flat(self, x, n, generator=None):
+            return LINF.flat(x, n, generator)
+
+    x, seen = torch.rand(3, 1, 4, 4), []
+    SampleTape(lambda b: (seen.append(b), torch.zeros(len(b), dtype=torch.long))[1], x, Duck(), batch_size=64,
+               seed=2).reader()(torch.arange(3), torch.tensor([10, 40, 1]))
+    own = [LINF.flat(x[i : i + 1], CHUNK, torch.Generator().manual_seed(chunk_seed(2, i, c)))
+           for i, c in [(0, 0), (1, 0), (1, 1), (2, 0)]]
+    assert torch.equal(torch.cat(seen), torch.cat(own))
+
+
 def test_the_tape_sampling_benchmark_times_two_paths_to_the_same_samples(tmp_path):
-    """``benchmarks/tape_sampling.py``: its per-chunk path (the tape before f6abb34) draws what
-    the tape draws now (it refuses to time them otherwise), and it writes one row per path."""
+    """``benchmarks/tape_sampling.py``: its per-chunk path (the L∞ box's formula before f6abb34,
+    drawn chunk by chunk) gives what the tape draws now (it refuses to time them otherwise), and
+    it writes one row per path."""
     import importlib.util
     from pathlib import Path
 

@@ -104,6 +104,42 @@ def test_noise_then_apply_is_the_call_bit_for_bit(spec):
                        torch.cat([v(x[i : i + 1], 4, g) for i in range(3)]))
 
 
+@pytest.mark.parametrize("eps", [8 / 255, 0.1, 0.3])
+def test_the_linf_box_draws_what_it_drew_before_its_two_phases(eps):
+    """The samples of every certificate before f6abb34: U[-eps, eps] by _uniform, plus x, clipped."""
+    from bench.vicinity import _uniform
+
+    x = torch.rand(3, 3, 6, 6)
+    before = _uniform((3, 4, 3, 6, 6), -eps, eps, x, gen(9)).add_(x.unsqueeze(1)).clamp_(0.0, 1.0)
+    assert torch.equal(LinfBall(eps)(x, 4, gen(9)), before)
+
+
+def test_a_subclass_that_redefines_its_sampler_keeps_its_two_phases_true_to_it():
+    """The sample tape draws through noise() and apply(): a subclass that redefines __call__ (or
+    flat) must not inherit its parent's, and half a pair is refused."""
+    from bench.streams import SampleTape
+
+    class OneSided(LinfBall):  # x + eps·U[0, 1): never below x
+        def __call__(self, x, n, generator=None):
+            u = torch.rand((x.shape[0], n, *x.shape[1:]), generator=generator)
+            return (x.unsqueeze(1) + self.eps * u).clamp(0.0, 1.0)
+
+    x = torch.rand(2, 1, 5, 5) * 0.5
+    v, seen = OneSided(0.2), []
+    assert torch.equal(v.apply(x, v.noise(x, 3, gen(1))), v(x, 3, gen(1)))
+    SampleTape(lambda b: (seen.append(b), torch.zeros(len(b), dtype=torch.long))[1], x, v, batch_size=64,
+               seed=0).reader()(torch.arange(2), torch.tensor([40, 40]))
+    assert (torch.cat(seen).view(-1, 32, 1, 5, 5) >= x.repeat_interleave(2, 0).unsqueeze(1)).all()
+
+    class Flat(LinfBall):  # only flat redefined: noise() goes through it
+        def flat(self, x, n, generator=None):
+            return torch.full((len(x) * n, *x.shape[1:]), 0.5)
+
+    assert torch.equal(Flat(0.1).noise(x, 3, gen(1)), torch.full((2, 3, 1, 5, 5), 0.5))
+    with pytest.raises(TypeError, match="defines noise without apply"):
+        type("HalfPair", (LinfBall,), {"noise": lambda self, x, n, generator=None: x})
+
+
 @pytest.mark.parametrize("spec,match", [
     ("linf:2", r"linf = 2 is out of range; allowed: eps in \(0, 1\]"),
     ("linf:0", "out of range"),
