@@ -7,11 +7,14 @@ Fashion-MNIST data, then certifies ``--inputs`` test images under each procedure
 - ``engine_seconds``: :func:`bench.certify.certify`, sampling and the tests included;
 - ``forward_seconds``: bare forward passes of as many images as the test counted
   (``samples_used``), in the engine's batch size, on images already in memory;
+- ``overhead_vs_forward``: the engine's time over the bare forwards'. With ``--rounds R`` the
+  two are timed back to back R times (``make bench`` uses 3): the row gives the median of each,
+  and of the rounds' ratios, with the ratios' range (``overhead_min``, ``overhead_max``);
 - ``literal_seconds``: Algorithm 2 as written (one sample, one forward, two ``binomtest`` calls
   at a time, :func:`bench.certify.literal_algorithm2`) timed on ``--literal-inputs`` inputs and
   scaled by samples to this procedure's ``samples_used``.
 
-Run: ``make bench`` (or ``python benchmarks/certify_speed.py``); on a GPU,
+Run: ``make bench`` (or ``python benchmarks/certify_speed.py --rounds 3``); on a GPU,
 ``python benchmarks/certify_speed.py --device cuda`` adds that GPU's rows to the same file (the
 rows of other devices and procedures are kept; ``device`` is ``cpu`` or the GPU's name). On a
 GPU a single image's forward is mostly launch latency, which is where batching should pay most,
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import time
 from pathlib import Path
 
@@ -73,6 +77,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--procedures", nargs="+", default=["paper", "sprt", "mixture"])
     p.add_argument("--batch-size", type=int, default=None, help="default: bench.streams.default_batch_size")
     p.add_argument("--budget", type=int, default=20_000)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="engine and bare forwards timed one after the other this many times; the "
+                        "row reports each one's median and the median of the rounds' ratios")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU")
     p.add_argument("--data-root", default=None, help="data root (default: $BENCH_DATA or ./data)")
@@ -103,12 +110,18 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for procedure in args.procedures:
         cfg = CertifyConfig(kappa=kappa, alpha=alpha, procedure=procedure, budget=args.budget,
                             batch_size=batch_size)
-        start = time.perf_counter()
-        result, clean = certify(classifier(model), test.images, vicinity, 10, cfg, seed=0, progress=False)
-        engine = time.perf_counter() - start
-        frame = result.frame(test.labels, clean)
-        used = int(frame["samples"].sum())
-        fwd = forward_seconds(model, test.info.shape, used + len(test), batch_size, device)
+        # each round times both, back to back: on a shared machine, speed drifts by tens of
+        # percent between minutes, and a ratio of two times taken minutes apart carries that drift
+        engines, fwds = [], []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            result, clean = certify(classifier(model), test.images, vicinity, 10, cfg, seed=0, progress=False)
+            engines.append(time.perf_counter() - start)
+            frame = result.frame(test.labels, clean)
+            used = int(frame["samples"].sum())
+            fwds.append(forward_seconds(model, test.info.shape, used + len(test), batch_size, device))
+        engine, fwd = statistics.median(engines), statistics.median(fwds)
+        ratio = statistics.median(e / f for e, f in zip(engines, fwds))
         cert = frame[frame["outcome"].eq("certified")]
         literal = lit_per_sample * used
         rows.append({
@@ -122,7 +135,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             "samples_drawn": result.drawn,
             "engine_seconds": engine,
             "forward_seconds": fwd,
-            "overhead_vs_forward": engine / fwd,
+            "overhead_vs_forward": ratio,
+            "overhead_min": min(e / f for e, f in zip(engines, fwds)),
+            "overhead_max": max(e / f for e, f in zip(engines, fwds)),
+            "rounds": args.rounds,
             "literal_seconds": literal,
             "literal_measured_samples": lit_samples,
             "speedup_vs_literal": literal / engine,
@@ -131,8 +147,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             "batch_size": batch_size,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         })
-        log.info("%s: engine %.1f s, forward %.1f s, ratio %.3f, speed-up vs literal %.0f×",
-                 procedure, engine, fwd, engine / fwd, literal / engine)
+        log.info("%s: engine %.1f s, forward %.1f s, ratio %.3f (rounds %d), speed-up vs literal %.0f×",
+                 procedure, engine, fwd, ratio, args.rounds, literal / engine)
     table = pd.DataFrame(rows)
     if args.out.exists():  # one file for every device and procedure measured: keep the other rows
         old = pd.read_csv(args.out)
