@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--model-dir", type=Path, default=Path("results/bench/certify_model"),
                    help="where the fixed model is trained (reused when present)")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {args.rounds}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
 
