@@ -35,7 +35,7 @@ from bench import data as bdata
 from bench.certify import (CertifyConfig, certify, classifier, default_batch_size,
                            literal_algorithm2, summarize)
 from bench.train import TrainSpec, load_model, train
-from bench.io import write_csv
+from bench.io import update_csv
 from bench.sequential import n_min
 from bench.vicinity import parse_vicinity
 
@@ -152,11 +152,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         log.info("%s: engine %.1f s, forward %.1f s, ratio %.3f (rounds %d), speed-up vs literal %.0f×",
                  procedure, engine, fwd, ratio, args.rounds, literal / engine)
     table = pd.DataFrame(rows)
-    if args.out.exists():  # one file for every device and procedure measured: keep the other rows
-        old = pd.read_csv(args.out)
-        measured = old["device"].eq(table["device"].iloc[0]) & old["procedure"].isin(table["procedure"])
-        table = pd.concat([old[~measured], table], ignore_index=True)
-    write_csv(table, args.out)
+    table = update_csv(table, args.out, keys=("device", "procedure"))
     log.info("wrote %s\n%s", args.out, table.to_string(index=False))
     return table
 

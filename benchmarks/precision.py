@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from bench.certify import classifier
 from bench.data import load_split
-from bench.io import write_csv
+from bench.io import update_csv
 from bench.models import create_model
 from bench.precision import Precision, autocast, prepare_input, prepare_model
 from bench.stats import clopper_pearson, mcnemar_exact
@@ -239,11 +239,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table["batch_size"] = args.batch_size
     table["threads"] = args.threads
     table["torch"] = torch.__version__
-    if args.out.exists():  # one file for every device measured: keep the other devices' rows
-        old = pd.read_csv(args.out)
-        if "device" in old:
-            table = pd.concat([old[old["device"] != table["device"].iloc[0]], table], ignore_index=True)
-    write_csv(table, args.out)
+    table = update_csv(table, args.out)
     log.info("wrote %s in %.0f s\n%s", args.out, time.perf_counter() - start, table.to_string(index=False))
     return table
 

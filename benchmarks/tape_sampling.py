@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench.io import write_csv
+from bench.io import update_csv
 from bench.streams import CHUNK, SampleTape
 from bench.vicinity import LinfBall, _uniform
 
@@ -87,10 +87,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                            "ms_per_chunk": 1e3 * median[name] / chunks, "chunks": chunks,
                            "speedup": median["per-chunk call"] / median[name], "rounds": args.rounds,
                            "threads": args.threads, "torch": torch.__version__} for name in paths])
-    if args.out.exists():  # one file for every device measured: keep the other devices' rows
-        old = pd.read_csv(args.out)
-        table = pd.concat([old[old["device"] != name_of], table], ignore_index=True)
-    write_csv(table, args.out)
+    table = update_csv(table, args.out)
     log.info("wrote %s\n%s", args.out, table.to_string(index=False))
     return table
 

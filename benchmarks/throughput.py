@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data import DATASETS
-from bench.io import write_csv
+from bench.io import update_csv
 from bench.memory import activation_bytes
 from bench.models import MODELS, count_parameters, create_model
 
@@ -165,11 +165,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     new = pd.DataFrame(rows)
     new["job_start_s"] = job_start_seconds(device)
     log.info("a job's start: %.1f s", new["job_start_s"].iloc[0])
-    if args.out.exists():
-        old = pd.read_csv(args.out)
-        new = pd.concat([old[old["device"] != new["device"].iloc[0]], new], ignore_index=True)
-    write_csv(new, args.out)
-    return new
+    return update_csv(new, args.out)
 
 
 if __name__ == "__main__":
