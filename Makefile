@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/snakemake_start.py
 	$(BIN)/python benchmarks/inplace_relu.py
 	$(BIN)/python benchmarks/tape_sampling.py
+	$(BIN)/python benchmarks/threshold_tables.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache reports/bench/*.tmp

@@ -174,8 +174,9 @@ class Certifier:
         # whose allowance n - certify_at[n] reaches d (a running max keeps this a lower bound).
         self._allowance = torch.from_numpy(np.maximum.accumulate(n - self.test.certify_at))
         # int32 keeps the A×m prefix tensors of a round small.
-        self._certify_at = torch.from_numpy(self.test.certify_at).int()
-        self._reject_at = torch.from_numpy(self.test.reject_at).int()
+        # copies: the test's tables are read-only, shared by the tests of equal settings
+        self._certify_at = torch.tensor(self.test.certify_at, dtype=torch.int32)
+        self._reject_at = torch.tensor(self.test.reject_at, dtype=torch.int32)
 
     def _round_sizes(self, drawn: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
         cfg, budget = self.config, self.test.budget

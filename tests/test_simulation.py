@@ -236,3 +236,38 @@ def test_valid_tests_keep_false_certification_at_alpha_and_the_paper_test_does_n
                                  1 - kappa)["certified"])
     # optional stopping: above alpha already at 1,000 samples, and growing with the budget
     assert alpha < paper[0] < paper[1]
+
+
+def test_threshold_tables_are_computed_once_per_setting_and_are_the_computed_ones():
+    """A job certifies block after block under the same tests: equal settings share one
+    read-only table (computed once), equal to computing it afresh; other settings get their own."""
+    from bench import sequential
+    from bench.sequential import _first_true, make_test
+
+    for procedure in ("paper", "mixture", "sprt"):
+        first, again = make_test(procedure, 0.02, 0.05, 3000), make_test(procedure, 0.02, 0.05, 3000)
+        assert first.certify_at is again.certify_at and first.reject_at is again.reject_at
+        assert not first.certify_at.flags.writeable and not first.reject_at.flags.writeable
+        n = np.arange(3001, dtype=np.int64)
+        assert np.array_equal(first.certify_at, _first_true(first._certifies, n))
+        assert np.array_equal(first.reject_at, _first_true(lambda v, m: ~first._rejects(v, m), n) - 1)
+        assert make_test(procedure, 0.02, 0.05, 3001).certify_at is not first.certify_at
+    assert make_test("sprt", 0.02, 0.05, 3000, p1=0.999).certify_at is not make_test("sprt", 0.02, 0.05, 3000).certify_at
+    assert len(sequential._THRESHOLDS) <= sequential._THRESHOLDS_KEPT
+
+
+def test_the_threshold_tables_benchmark_counts_a_jobs_runs_and_its_distinct_tests(tmp_path):
+    """``benchmarks/threshold_tables.py`` on the smoke config: one block's runs (vicinity and
+    test), the distinct tests among them, and both timings, in one row per config."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("threshold_tables", root / "benchmarks" / "threshold_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.main(["--configs", str(root / "config" / "smoke.yaml"), "--dataset", "fashion_mnist",
+                         "--rounds", "1", "--blocks", "2", "--out", str(tmp_path / "t.csv")])
+    row = table.iloc[0]
+    assert row["blocks"] == 2 and 0 < row["distinct_tests"] < row["runs_per_block"]
+    assert row["rebuilt_s"] > 0 and row["once_s"] > 0
