@@ -26,17 +26,18 @@ from bench import estimate, plan, sequential
 from bench.certify import Certifier, CertifyConfig
 from bench.data import dataset_info
 from bench.io import update_csv
+from bench.jobs.certify import _setting
 from bench.tables import enabled_tables
 
 log = logging.getLogger("benchmarks.threshold_tables")
 
 
 def runs_of(config: dict, dataset: str) -> list[tuple]:
-    """One block's runs: every (vicinity, procedure, κ, α) its tables certify by sampling."""
+    """One block's runs: every (vicinity, test) its tables certify by sampling, a test told from
+    another as the certification job does (:func:`bench.jobs.certify._setting`)."""
     vicinities = plan.vicinities(config, dataset)
     settings = [s for t in enabled_tables(config) if hasattr(t, "settings") for s in t.settings(config, vicinities)]
-    return sorted({(s["spec"], s["procedure"], float(s["kappa"]), float(s["alpha"]))
-                   for s in settings if not s.get("deterministic")})
+    return sorted({(s["spec"], *_setting(s)) for s in settings if not s.get("deterministic")})
 
 
 def build(runs: list[tuple], blocks: int, budget: int, once: bool) -> float:
