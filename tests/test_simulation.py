@@ -252,6 +252,10 @@ def test_threshold_tables_are_computed_once_per_setting_and_are_the_computed_one
         assert np.array_equal(first.certify_at, _first_true(first._certifies, n))
         assert np.array_equal(first.reject_at, _first_true(lambda v, m: ~first._rejects(v, m), n) - 1)
         assert make_test(procedure, 0.02, 0.05, 3001).certify_at is not first.certify_at
+        for kappa, alpha in ((0.03, 0.05), (0.02, 0.01)):  # another κ or α: its own, right tables
+            other = make_test(procedure, kappa, alpha, 3000)
+            assert np.array_equal(other.certify_at, _first_true(other._certifies, n))
+            assert not np.array_equal(other.certify_at, first.certify_at)
     assert make_test("sprt", 0.02, 0.05, 3000, p1=0.999).certify_at is not make_test("sprt", 0.02, 0.05, 3000).certify_at
     assert len(sequential._THRESHOLDS) <= sequential._THRESHOLDS_KEPT
 
