@@ -29,6 +29,7 @@ from torch import nn
 
 from bench.certify import CertifyConfig, certify_many, check_predictions, classifier, validate_num_classes
 from bench.data import Split
+from bench.metrics import per_input
 from bench.stats import LEVEL, clopper_pearson
 from bench.vicinity import Vicinity, parse_vicinity
 
@@ -177,11 +178,7 @@ def certify(model_or_predict: ModelOrPredict, images: torch.Tensor | Split, labe
     config = CertifyConfig(kappa=kappa, alpha=alpha, procedure=procedure, budget=budget, batch_size=batch_size)
     (result,), clean = certify_many(predict, images, vic, k, [config], seed=seed, progress=progress)
     frame = result.frame(None if labels is None else labels.cpu(), clean)
-    certified = frame["outcome"].eq("certified").to_numpy()
-    flags = {"certified_robustness_rate": certified}
-    if labels is not None:
-        flags = {"standard_accuracy": frame["clean_prediction"].eq(frame["label"]).to_numpy(), **flags,
-                 "certified_robust_accuracy": certified & frame["prediction"].eq(frame["label"]).to_numpy()}
+    flags = {m: v.to_numpy() for m, v in per_input(frame, labelled=labels is not None).items()}
     settings = {"vicinity": getattr(vic, "spec", repr(vic)), "kappa": kappa, "alpha": alpha, "procedure": procedure,
                 "budget": int(budget), "seed": seed, "num_classes": k, "drawn": result.drawn,
                 "seconds": result.seconds, "mean_samples": float(frame["samples"].mean())}

@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from bench.metrics import rates
 from bench.sequential import SequentialTest, make_test, n_min, validate_budget
 # used here, and re-exported (__all__): callers import them from here, as before bench.streams existed
 from bench.streams import Draw, SampleTape, check_predictions, classifier, default_batch_size  # noqa: F401
@@ -361,21 +362,9 @@ def certify(
 
 
 def summarize(frame: pd.DataFrame) -> dict[str, float]:
-    """The metrics of Table 8, in percent, from a per-input frame with ``label`` and
-    ``clean_prediction`` columns.
-
-    standard accuracy: argmax h(x) = G_x on the clean input; certified robustness rate: the
-    prediction is certified; certified robust accuracy: certified and the certified prediction
-    is the label.
-    """
-    certified = frame["outcome"].eq("certified")
-    return {
-        "inputs": int(len(frame)),
-        "standard_accuracy": 100.0 * float(frame["clean_prediction"].eq(frame["label"]).mean()),
-        "certified_robustness_rate": 100.0 * float(certified.mean()),
-        "certified_robust_accuracy": 100.0 * float((certified & frame["prediction"].eq(frame["label"])).mean()),
-        "mean_samples": float(frame["samples"].mean()),
-    }
+    """The metrics of Table 8 (:mod:`bench.metrics`), in percent, with the number of inputs
+    and the mean samples drawn, from a per-input frame with ``label`` and ``clean_prediction``."""
+    return {"inputs": int(len(frame)), **rates(frame), "mean_samples": float(frame["samples"].mean())}
 
 
 def literal_algorithm2(next_prediction: Callable[[], int], kappa: float, alpha: float,

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from bench.io import atomic_path, write_json
+from bench.paths import model_file
 
 __all__ = ["load_checkpoint", "load_model", "save_checkpoint", "sha256"]
 
@@ -97,11 +98,11 @@ def load_model(run_dir: str | Path, device: torch.device | str = "cpu") -> torch
     """The finished model of a run directory (``model.json`` + ``model.safetensors``), in eval
     mode; refuses weights whose SHA-256 differs from the recorded one."""
     run_dir = Path(run_dir)
-    meta_path = run_dir / "model.json"
+    meta_path = model_file(run_dir, "model")
     if not meta_path.exists():
         raise FileNotFoundError(f"{run_dir} holds no finished model (no model.json)")
     meta = json.loads(meta_path.read_text())
-    weights = run_dir / "model.safetensors"
+    weights = model_file(run_dir, "weights")
     if sha256(weights) != meta["weights_sha256"]:
         raise ValueError(f"{weights} does not match the hash recorded in {meta_path}")
     from bench.data import dataset_info

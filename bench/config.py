@@ -45,6 +45,7 @@ from typing import Any
 
 from bench.data import DATASETS, FILES, FOLDERS, dataset_available, dataset_info
 from bench.method import METHODS, available_methods, get_method, load_plugin, shape_group
+from bench.paths import Output
 from bench.sequential import make_test, n_min
 from bench.vicinity import L2Ball, LinfBall, parse_vicinity
 
@@ -275,7 +276,7 @@ def _check_vicinities(config: dict, infos: list, run: list[str]) -> list[str]:
                                 f"allowed: {_listing(vic.get('all', {}))}")
                 break
     users = _radius_users(config, run)
-    # the main vicinity each dataset uses: its own key's, else its shape group's (bench.plan.vicinities)
+    # the main vicinity each dataset uses: its own key's, else its shape group's (bench.runs.vicinities)
     used = dict.fromkeys(info.name if (info.name, "main") in parsed else shape_group(info) for info in infos)
     for group in used:
         main = parsed.get((group, "main"))
@@ -293,7 +294,7 @@ def _certify_levels(config: dict) -> dict[tuple[float, float], dict[str, list[st
     native certificates and the ablation too), and ``arch: sweep``'s validation (the first
     procedure). κ = 0 is certified by IBP bounds, not by a test.
     """
-    from bench.plan import best_arch, vicinities
+    from bench.runs import best_arch, vicinities
     from bench.tables import TABLES, CertificationTable, enabled_tables
 
     c = config["certify"]
@@ -312,8 +313,9 @@ def _certify_levels(config: dict) -> dict[tuple[float, float], dict[str, list[st
             paths = table.inputs(config, arch_of)
         except (KeyError, ValueError):  # an unknown method or vicinity: reported by its own check
             continue
+        certified = {o.name for o in map(_output, paths) if o is not None and o.kind == "certify"}
         for key, cls in TABLES.items():
-            if issubclass(cls, CertificationTable) and any(p.endswith(f"/certify/{key}.json") for p in paths):
+            if issubclass(cls, CertificationTable) and key in certified:
                 readers.setdefault(key, []).append(table)
     for key, by in readers.items():
         table = TABLES[key]()
@@ -451,3 +453,11 @@ def check_config(config: dict) -> None:
         warnings.warn(note, ConfigWarning)
     if problems:
         raise ConfigError(problems)
+
+
+def _output(path: str):
+    """The job output at ``path`` (:class:`bench.paths.Output`), or None for a file outside the layout."""
+    try:
+        return Output.parse(path)
+    except ValueError:
+        return None

@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from bench.paths import model_file
+
 __all__ = ["check_fit", "external_models", "import_checkpoint", "register"]
 
 
@@ -96,10 +98,10 @@ def import_checkpoint(entry: dict, out_dir: str | Path, hparams: dict, vicinity:
     check_fit(model, tensors, f"external checkpoint {entry['weights']} for architecture '{entry['arch']}'")
     model.load_state_dict(tensors)
     out.mkdir(parents=True, exist_ok=True)
-    weights = out / "model.safetensors"
+    weights = model_file(out, "weights")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_path(weights, lambda tmp: save_file(state, str(tmp)))
-    (out / "log.csv").write_text("epoch,loss,train_accuracy,val_accuracy,seconds\n")  # no training: no rows
+    model_file(out, "log").write_text("epoch,loss,train_accuracy,val_accuracy,seconds\n")  # no training: no rows
     result = {
         "spec": {"dataset": entry["dataset"], "method": entry["name"], "arch": arch, "seed": 0},
         "hparams": hparams, "vicinity": vicinity,
@@ -109,6 +111,6 @@ def import_checkpoint(entry: dict, out_dir: str | Path, hparams: dict, vicinity:
         "epochs": 0, "weights_sha256": sha256(weights), "torch": torch.__version__,
         **({"provenance": provenance} if provenance is not None else {}),
     }
-    write_json(result, out / "model.json")
+    write_json(result, model_file(out, "model"))
     return result
 

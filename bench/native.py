@@ -12,6 +12,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from bench.metrics import rates
+
 __all__ = ["bound_certify", "bound_certify_inputs", "certified_accuracy", "smoothing_certify"]
 
 
@@ -88,8 +90,4 @@ def bound_certify(model: torch.nn.Module, images: torch.Tensor, labels: torch.Te
     """Deterministic L∞ certificate (κ = 0) of the clean prediction from auto_LiRPA bounds
     (:func:`bound_certify_inputs`): standard accuracy, certified robustness rate and certified
     robust accuracy in percent."""
-    frame = bound_certify_inputs(model, images, labels, eps, method, batch_size)
-    certified, correct = frame["outcome"].eq("certified"), frame["prediction"].eq(frame["label"])
-    return {"standard_accuracy": 100.0 * float(correct.mean()),
-            "certified_robustness_rate": 100.0 * float(certified.mean()),
-            "certified_robust_accuracy": 100.0 * float((certified & correct).mean())}
+    return rates(bound_certify_inputs(model, images, labels, eps, method, batch_size))

@@ -40,7 +40,9 @@ from torch import nn
 
 from bench import plan
 from bench.data import dataset_info
+from bench.job_kinds import get_job_kind
 from bench.method import VicinalMethod, get_method, shape_group
+from bench.paths import ModelRun, benchmark_job
 from bench.vicinity import parse_vicinity
 
 __all__ = ["SPLIT_SIZES", "Count", "Work", "certify_work", "count_passes", "jobs", "parts", "work"]
@@ -254,11 +256,11 @@ def jobs(config: dict) -> list[dict]:
 
     def job_name(output: str) -> str | None:
         path = plan.benchmark_of(output, grouped, grouped_tables, audit_grouped)
-        return None if path is None else path.split("/benchmarks/", 1)[1][: -len(".tsv")]
+        return None if path is None else benchmark_job(path)
 
     external = plan.external_models(config)
     found = [{"kind": "import" if r["method"] in external else "train", **r,
-              "output": (out := f"{plan.result_dir(config, r)}/model.json"), "job": job_name(out)}
+              "output": (out := ModelRun.of(config, r).output("model")), "job": job_name(out)}
              for r in plan.runs(config) + plan.ablation_runs(config)]
     outputs = sorted({p for t in enabled_tables(config) for p in t.inputs(config)})  # arch_of defaults to the paper's
     by_job: dict[str, list[dict]] = {}
@@ -266,14 +268,9 @@ def jobs(config: dict) -> list[dict]:
         bench_file = plan.benchmark_of(path)
         if bench_file is None or bench_file.endswith("/train.tsv"):
             continue
-        segments = path.split("/")  # results/<run>/[ablation/]<dataset>/<method>/<arch>/[<hparam>-<value>/]seed<k>/…
-        seed = next(i for i, p in enumerate(segments) if p.startswith("seed"))
-        model = segments[2:seed]
-        if model[0] == "ablation":
-            model = model[1:4]
-        dataset, method, arch = model[:3]
+        model, _ = ModelRun.parse(path)
         kind, _, what = Path(bench_file).stem.partition("_")
-        one = {"kind": kind, "dataset": dataset, "method": method, "arch": arch, "seed": int(segments[seed][4:]),
+        one = {"kind": kind, "dataset": model.dataset, "method": model.method, "arch": model.arch, "seed": model.seed,
                "output": path, "name": what or kind, "job": job_name(path)}
         by_job.setdefault(one["job"], []).append(one)
     for name, members in by_job.items():
@@ -297,69 +294,99 @@ def parts(job: dict) -> list[dict]:
 
 def work(job: dict, config: dict) -> Work:
     """The image passes of one job of :func:`jobs` that is not run in parts (see the module
-    docstring)."""
-    from bench.tables import get_table
-
+    docstring), counted by its kind's cost function (:attr:`bench.job_kinds.JobKind.cost`)."""
     if "parts" in job:
         raise ValueError(f"{job['job']} runs {len(job['parts'])} jobs in turn: count each of parts(job)")
+    return get_job_kind(job["kind"]).count(job, config)
+
+
+def _hparams(job: dict, config: dict) -> dict:
+    method = job["method"]
+    return get_method(method).resolve_hparams(dataset_info(job["dataset"]), config.get("hparams", {}).get(method, {}))
+
+
+def import_work(job: dict, config: dict) -> Work:
+    """An external checkpoint: read and written, no passes."""
+    return Work(largest_call=1)
+
+
+def train_work(job: dict, config: dict) -> Work:
+    """Training: the method's loss run on the stand-in network, per image, times the images of
+    every epoch; only the vicinal losses (n draws per image) run in chunks under the budget."""
     d, method = job["dataset"], job["method"]
     info = dataset_info(d)
     main = plan.vicinities(config, d)["main"]
-    hp = get_method(method).resolve_hparams(info, config.get("hparams", {}).get(method, {}))
-    if job["kind"] == "import":  # an external checkpoint: read and written, no passes
-        return Work(largest_call=1)
-    if job["kind"] == "train":
-        t = config["train"]
-        c = _train_passes(method, d, json.dumps({"hparams": hp, "vicinity": main}, sort_keys=True, default=str))
-        epochs = plan.train_epochs(config, method)
-        n = _split(config, d, "train", t.get("train_per_class")) * epochs
-        batch = t["batch_size"] if t["batch_size"] != "recipe" else get_method(method).batch_size[shape_group(info)]
-        steps = math.ceil(n / epochs / int(batch)) * epochs
-        # only the vicinal losses (n draws per image) run in chunks under the budget
-        return Work(forwards=c.forwards * n, gradient=c.gradient * n, largest_call=int(c.largest * int(batch)),
-                    train=True, chunked=issubclass(get_method(method), VicinalMethod),
-                    forward_calls=c.forward_calls * steps, gradient_calls=c.gradient_calls * steps)
-    if job["kind"] == "attack":
-        a = config["attacks"]
-        name = job["name"]
-        s = {"linf": main, "square_queries": a["square_queries"], "autoattack_steps": a["autoattack_steps"],
-             "masking": {k: config.get("masking", {}).get(k) for k in ("more_steps", "unbounded_steps")}}
-        if name.startswith("Vote"):  # the vote attacked depends on the method and the dataset
-            s.update(hparams=hp, dataset=d, adaptive=config.get("adaptive"))
-        key = json.dumps(s, sort_keys=True, default=str)
-        c = _attack_passes(name, info.shape, info.num_classes, key, method if name.startswith("Vote") else None)
-        f = c.forwards + _prediction_passes(method, d, json.dumps({"hparams": hp, "linf": main}, sort_keys=True,
-                                                                  default=str))
-        n = _split(config, d, "test", a.get("test_per_class"))
-        batches = math.ceil(n / int(a["batch_size"]))  # each batch repeats the attack's sequential calls
-        # the adaptive attacks' VoteModel runs in chunks; another attack's own batch does not (the
-        # scoring vote of a voting method is chunked, so it stays within the budget: not counted here)
-        return Work(forwards=f * n, gradient=c.gradient * n, largest_call=int(c.largest * int(a["batch_size"])),
-                    train=c.gradient > 0, chunked=name.startswith("Vote"),
-                    forward_calls=(c.forward_calls + 1) * batches + c.forward_calls_per_image * n,  # + 1: scoring
-                    gradient_calls=c.gradient_calls * batches + c.gradient_calls_per_image * n)
-    c = config["certify"]
-    if job["kind"] == "certify":
-        w = certify_work(config, d, job.get("tables", [job["name"]]))
-        if job.get("audit"):  # the grouped job audits its Table 1 certificates after writing them
-            audit = work({**job, "kind": "audit"}, config)
-            w.forwards += audit.forwards
-            w.worst_forwards += audit.forwards
-        return w
-    if job["kind"] == "audit":
-        a = config["audit"]
-        groups = len(get_table("table1").settings(config, plan.vicinities(config, d)))
-        return Work(forwards=groups * int(a["inputs"]) * int(a["samples"]), largest_call=256)
-    if job["kind"] == "native":
-        nat = config["native"]
-        n = _split(config, d, "test", nat.get("test_per_class"))
-        sm = nat["smoothing"]
-        per = int(sm["n0"]) + int(sm["n"]) if get_method(method).native_certificate == "smoothing" else 2 * 3
-        return Work(forwards=per * n, largest_call=4096)
-    if job["kind"] == "validation":
-        n = _split(config, d, "train", config["train"].get("val_per_class"))
-        return Work(forwards=n * int(c["budget"]), largest_call=4096)
-    raise ValueError(f"no cost model for job kind {job['kind']!r}")
+    t = config["train"]
+    c = _train_passes(method, d, json.dumps({"hparams": _hparams(job, config), "vicinity": main}, sort_keys=True,
+                                            default=str))
+    epochs = plan.train_epochs(config, method)
+    n = _split(config, d, "train", t.get("train_per_class")) * epochs
+    batch = t["batch_size"] if t["batch_size"] != "recipe" else get_method(method).batch_size[shape_group(info)]
+    steps = math.ceil(n / epochs / int(batch)) * epochs
+    return Work(forwards=c.forwards * n, gradient=c.gradient * n, largest_call=int(c.largest * int(batch)),
+                train=True, chunked=issubclass(get_method(method), VicinalMethod),
+                forward_calls=c.forward_calls * steps, gradient_calls=c.gradient_calls * steps)
+
+
+def attack_work(job: dict, config: dict) -> Work:
+    """One attack, run on the stand-in network at the config's settings, per test image, plus
+    the method's scoring prediction."""
+    d, method = job["dataset"], job["method"]
+    info = dataset_info(d)
+    main = plan.vicinities(config, d)["main"]
+    hp = _hparams(job, config)
+    a = config["attacks"]
+    name = job["name"]
+    s = {"linf": main, "square_queries": a["square_queries"], "autoattack_steps": a["autoattack_steps"],
+         "masking": {k: config.get("masking", {}).get(k) for k in ("more_steps", "unbounded_steps")}}
+    if name.startswith("Vote"):  # the vote attacked depends on the method and the dataset
+        s.update(hparams=hp, dataset=d, adaptive=config.get("adaptive"))
+    key = json.dumps(s, sort_keys=True, default=str)
+    c = _attack_passes(name, info.shape, info.num_classes, key, method if name.startswith("Vote") else None)
+    f = c.forwards + _prediction_passes(method, d, json.dumps({"hparams": hp, "linf": main}, sort_keys=True,
+                                                              default=str))
+    n = _split(config, d, "test", a.get("test_per_class"))
+    batches = math.ceil(n / int(a["batch_size"]))  # each batch repeats the attack's sequential calls
+    # the adaptive attacks' VoteModel runs in chunks; another attack's own batch does not (the
+    # scoring vote of a voting method is chunked, so it stays within the budget: not counted here)
+    return Work(forwards=f * n, gradient=c.gradient * n, largest_call=int(c.largest * int(a["batch_size"])),
+                train=c.gradient > 0, chunked=name.startswith("Vote"),
+                forward_calls=(c.forward_calls + 1) * batches + c.forward_calls_per_image * n,  # + 1: scoring
+                gradient_calls=c.gradient_calls * batches + c.gradient_calls_per_image * n)
+
+
+def certify_job_work(job: dict, config: dict) -> Work:
+    """A certification job (one table, or a grouped job's ``tables`` and its ``audit``)."""
+    w = certify_work(config, job["dataset"], job.get("tables", [job["name"]]))
+    if job.get("audit"):  # the grouped job audits its Table 1 certificates after writing them
+        audit = audit_work(job, config)
+        w.forwards += audit.forwards
+        w.worst_forwards += audit.forwards
+    return w
+
+
+def audit_work(job: dict, config: dict) -> Work:
+    """The audit's fixed fresh samples, per Table 1 setting group."""
+    from bench.tables import get_table
+
+    a = config["audit"]
+    groups = len(get_table("table1").settings(config, plan.vicinities(config, job["dataset"])))
+    return Work(forwards=groups * int(a["inputs"]) * int(a["samples"]), largest_call=256)
+
+
+def native_work(job: dict, config: dict) -> Work:
+    """CERTIFY's n0 + n noise samples per test input (RS), or the bounds' passes (IBP)."""
+    nat = config["native"]
+    n = _split(config, job["dataset"], "test", nat.get("test_per_class"))
+    sm = nat["smoothing"]
+    per = int(sm["n0"]) + int(sm["n"]) if get_method(job["method"]).native_certificate == "smoothing" else 2 * 3
+    return Work(forwards=per * n, largest_call=4096)
+
+
+def validation_work(job: dict, config: dict) -> Work:
+    """The budget's samples per validation input."""
+    n = _split(config, job["dataset"], "train", config["train"].get("val_per_class"))
+    return Work(forwards=n * int(config["certify"]["budget"]), largest_call=4096)
 
 
 def certify_work(config: dict, dataset: str, tables: list[str]) -> Work:

@@ -1,8 +1,9 @@
-"""What the DAG builds for a config: runs, their architectures, paths, and each job's settings.
+"""What the DAG builds for a config: each job's settings and code stamps, and how jobs group.
 
-The Snakefile asks this module for its targets, so that a new method or table module appears in
-the DAG without touching the Snakefile (methods: the registry's unless the config names some;
-tables: :data:`bench.tables.TABLES`).
+The Snakefile asks this module (and :mod:`bench.runs`, the models a config asks for) for its
+targets, so that a new method or table module appears in the DAG without touching the
+Snakefile (methods: the registry's unless the config names some; tables:
+:data:`bench.tables.TABLES`). Every path goes through :mod:`bench.paths`.
 
 Isolation: every config has a name (``run:``) and its results live under ``results/<run>/`` and
 ``reports/<run>/``; two configs never share a model or a certificate.
@@ -11,157 +12,55 @@ Invalidation: each job receives, as Snakemake ``params``, the slice of the confi
 (:func:`job_settings`, hyperparameters resolved) and the stamps of the code it runs
 (:func:`code_version`); jobs read their settings from there and nowhere else. Changing a
 setting or that code reruns exactly the jobs whose result it can change.
-
-Architectures: with ``arch: paper`` each method is reported on the architecture of Appendix
-C.1 (:func:`best_arch`); with ``arch: sweep`` every compatible architecture is trained
-(:func:`candidate_runs`), scored on the validation split, and a Snakemake checkpoint records the
-best per method and dataset; the functions below then take ``arch_of`` to read that choice.
 """
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bench.data import dataset_info
 from bench.external import external_models
-from bench.method import available_methods, get_method, shape_group
+from bench.job_kinds import JOB_KINDS, get_job_kind
+from bench.method import get_method
+from bench import paths
+from bench.paths import ModelRun, Output
+from bench.runs import (ablation_runs, attack_names, best_arch, candidate_runs, methods, runs, train_epochs,
+                        vicinities)
+from bench.tables import enabled_tables
 
-__all__ = ["ablation_runs", "attack_names", "benchmark_of", "best_arch", "candidate_runs", "code_version",
-           "external_models", "grouped_attacks", "grouped_certifications", "train_epochs",
-           "job_settings", "methods", "numerics", "reports_dir", "result_dir", "runs", "selection_file", "vicinities"]
+# ablation_runs ... vicinities: bench.runs' names, still importable from here (the Snakefile and
+# older plugins read them as plan.<name>)
+__all__ = ["ablation_runs", "attack_names", "benchmark_of", "best_arch",
+           "candidate_runs", "code_version", "external_models", "grouped_attacks", "grouped_audit",
+           "grouped_certifications", "job_settings", "methods", "numerics", "runs", "train_epochs", "vicinities"]
 
-#: Appendix C.1: the architecture each method is reported on
-PAPER_ARCH = {
-    "28x28": {"default": "convnet", "ibp": "cnn7"},
-    "32x32": {"default": "resnet18", "ibp": "wrn8", "rs": "cifar_resnet110"},
+
+#: names that left this module with the path contract (bench.paths): still served, with a
+#: DeprecationWarning naming what replaces each, so that a user's table plugin keeps working
+_MOVED: dict[str, tuple[Callable[..., str], str]] = {
+    "result_dir": (lambda config, run: paths.ModelRun.of(config, run).path(),
+                   "bench.paths.ModelRun.of(config, run).path(), or .output(kind, name) for a file in it"),
+    "selection_file": (lambda config, dataset, method, seed: paths.selection_file(config["run"], dataset, method, seed),
+                       "bench.paths.selection_file(config['run'], dataset, method, seed)"),
+    "reports_dir": (lambda config: paths.reports_dir(config["run"]), "bench.paths.reports_dir(config['run'])"),
 }
-RESULTS = "results/{run}/{dataset}/{method}/{arch}/seed{seed}"
-ABLATION = "results/{run}/ablation/{dataset}/{method}/{arch}/{hparam}-{value}/seed{seed}"
-#: the modules each kind of job runs: their import closure is the job's code stamp
-JOB_MODULES = {
-    "train": ("bench.jobs.train",),
-    "certify": ("bench.jobs.certify",),
-    "import": ("bench.jobs.external",),
-    "attack": ("bench.jobs.attack",),
-    "attacks": ("bench.jobs.attacks",),  # attacks.group: model
-    "certifications": ("bench.jobs.certify", "bench.jobs.audit"),  # certify.group: model, with the audit
-    "audit": ("bench.jobs.audit",),
-    "native": ("bench.jobs.native",),
-    "validation": ("bench.jobs.validation",),
-    "aggregate": ("bench.tables",),
-}
-#: the kinds whose result depends on the method's module (training, and predicting by its rule)
-USES_METHOD = {"train", "attack", "attacks", "native"}
-ArchOf = Callable[[str, str, int], str]
 
 
-def methods(config: dict) -> list[str]:
-    """The config's methods, or every registered method when it says ``all``; with ``arch:
-    timm:<name>``, those whose Table 7 entry allows any network (``all`` keeps only those, a
-    listed method that cannot is refused)."""
-    from bench.paper import any_architecture
-
-    chosen = config["methods"]
-    timm = str(config.get("arch", "paper")).startswith("timm:")
-    external = list(external_models(config))
-    if chosen == "all":
-        return [k for k in available_methods() if k not in external
-                and (not timm or any_architecture(get_method(k).architectures))] + external
-    for key in chosen:
-        cls = get_method(key)  # refuses unknown keys, listing the known
-        if timm and not any_architecture(cls.architectures):
-            raise ValueError(f"arch: {config['arch']}: method '{key}' cannot train an arbitrary network (Table 7 "
-                             f"allows {', '.join(cls.architectures)}); remove it or use arch: paper")
-    return list(chosen) + [k for k in external if k not in chosen]
-
-
-def best_arch(method: str, dataset: str, config: dict | None = None) -> str:
-    """The paper's choice (Appendix C.1); for a method the mapping does not cover, the mapped
-    default if the method can train it, else the first architecture it declares. With a
-    ``config`` whose ``arch`` is ``timm:<name>``, that model."""
-    if config is not None and method in external_models(config):
-        return str(external_models(config)[method]["arch"]).replace("timm:", "timm-")
-    if config is not None and str(config.get("arch", "paper")).startswith("timm:"):
-        return "timm-" + config["arch"][len("timm:"):]  # a path component: no colon
-    group = PAPER_ARCH[shape_group(dataset_info(dataset))]
-    declared = get_method(method).architectures
-    arch = group.get(method, group["default"])
-    return arch if arch in declared else declared[0]
-
-
-def _paper_arch(dataset: str, method: str, seed: int) -> str:
-    return best_arch(method, dataset)
-
-
-def candidate_runs(config: dict) -> list[dict]:
-    """``arch: sweep``: one run per compatible architecture (Table 7) of every method."""
-    return [{"dataset": d, "method": m, "arch": a, "seed": s}
-            for d in config["datasets"] for m in methods(config)
-            for a in get_method(m).architectures for s in config["seeds"]]
-
-
-def runs(config: dict, arch_of: ArchOf | None = None) -> list[dict]:
-    """One dict per reported training run: dataset, method, arch, seed.
-
-    ``arch_of(dataset, method, seed)`` gives the architecture; it is required with
-    ``arch: sweep`` (the Snakefile passes the checkpoint's choice) and defaults to the paper's.
-    """
-    if config.get("arch", "paper") == "sweep" and arch_of is None:
-        raise ValueError("arch: sweep needs the selected architectures (arch_of); they exist only after "
-                         "the select_arch checkpoint has run")
-    arch_of = arch_of or (lambda d, m, s: best_arch(m, d, config))
-    external = external_models(config)
-    trained = [{"dataset": d, "method": m, "arch": arch_of(d, m, s), "seed": s}
-               for d in config["datasets"] for m in methods(config) if m not in external for s in config["seeds"]]
-    # an external checkpoint is one model of one dataset: seed 0 names it
-    return trained + [{"dataset": e["dataset"], "method": k, "arch": best_arch(k, e["dataset"], config), "seed": 0}
-                      for k, e in external.items() if e["dataset"] in config["datasets"]]
-
-
-def ablation_runs(config: dict) -> list[dict]:
-    """Figure 2's runs: the ablated method with each value of its varied hyperparameter."""
-    ab = config.get("ablation")
-    if not ab:
-        return []
-    get_method(ab["method"])
-    return [{"dataset": d, "method": ab["method"], "arch": best_arch(ab["method"], d, config), "hparam": ab["hparam"],
-             "value": _value(v), "seed": s}
-            for d in config["datasets"] for v in ab["values"] for s in config["seeds"]]
-
-
-def _value(v: float) -> str:
-    """A hyperparameter value as a path component: 0.25 -> '0.25', 1 -> '1.0'."""
-    return repr(float(v))
-
-
-def result_dir(config: dict, run: dict) -> str:
-    """``results/<config's run name>/<dataset>/<method>/<arch>/seed<seed>`` (ablation runs add
-    ``ablation/`` and ``<hparam>-<value>``)."""
-    return (ABLATION if "hparam" in run else RESULTS).format(run=config["run"], **run)
-
-
-def reports_dir(config: dict) -> str:
-    """Where the config's aggregates live; ``reports/<name>`` at the top is the current config's copy."""
-    return f"reports/{config['run']}"
-
-
-def selection_file(config: dict, dataset: str, method: str, seed: int) -> str:
-    """The ``arch: sweep`` checkpoint's record of one method's chosen architecture."""
-    return f"results/{config['run']}/{dataset}/{method}/seed{seed}/arch.json"
-
-
-def attack_names(config: dict) -> list[str]:
-    from bench.attacks import ATTACKS
-
-    names = config["attacks"]["names"]
-    return list(ATTACKS) if names == "all" else list(names)
-
-
-def train_epochs(config: dict, method: str) -> int:
-    """A method's training epochs: ``train.method_epochs.<method>`` if set, else ``train.epochs``."""
-    t = config["train"]
-    return int((t.get("method_epochs") or {}).get(method, t["epochs"]))
+def __getattr__(name: str) -> Any:
+    """``JOB_MODULES`` (kind -> the modules it runs) and ``USES_METHOD`` (the kinds whose result
+    depends on the method's module): views of the job-kind registry (:mod:`bench.job_kinds`),
+    read when asked, so that a kind a plugin registers is in them."""
+    if name == "JOB_MODULES":
+        return {k: kind.modules for k, kind in JOB_KINDS.items()}
+    if name == "USES_METHOD":
+        return {k for k, kind in JOB_KINDS.items() if kind.uses_method}
+    if name in _MOVED:
+        function, instead = _MOVED[name]
+        warnings.warn(f"bench.plan.{name} moved with the results layout to bench.paths: use {instead}",
+                      DeprecationWarning, stacklevel=2)
+        return function
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def grouped_attacks(config: dict) -> list[str]:
@@ -173,9 +72,9 @@ def grouped_attacks(config: dict) -> list[str]:
     only, and the long ones) and the transfer attack (crafted on another model) keep a job each."""
     if config["attacks"].get("group", "attack") != "model":
         return []
-    from bench.masking import TRANSFER_ATTACK
+    from bench.masking import TRANSFER_ATTACK  # local: bench.masking imports torch
 
-    return [a for a in _every_model_needs(config, "attacks") if a != TRANSFER_ATTACK]
+    return [a for a in _every_model_needs(config, "attack") if a != TRANSFER_ATTACK]
 
 
 def grouped_certifications(config: dict) -> list[str]:
@@ -193,35 +92,25 @@ def grouped_audit(config: dict) -> bool:
     """Whether each model's certificate audit runs in its certification job (``certify.group:
     model`` with Table 1 grouped and the audit enabled): it audits the Table 1 certificates that
     job has just written, saving a job start per model."""
-    from bench.tables import enabled_tables
-
     return "table1" in grouped_certifications(config) and any(t.config_key == "audit" for t in enabled_tables(config))
 
 
-def _every_model_needs(config: dict, folder: str) -> list[str]:
-    """The names of the ``<model>/<folder>/<name>.json`` outputs that the enabled tables ask of
-    every (non-ablation) model, in the tables' order."""
-    from bench.tables import enabled_tables
-
-    per_model: dict[str, list[str]] = {}
+def _every_model_needs(config: dict, kind: str) -> list[str]:
+    """The names of the ``kind`` outputs (``certify``: tables, ``attack``: attacks) that the
+    enabled tables ask of every (non-ablation) model, in the tables' order."""
+    per_model: dict[ModelRun, list[str]] = {}
     for table in enabled_tables(config):
         for path in table.inputs(config):  # the paper's architectures: output names do not depend on them
-            model, found, name = path.rpartition(f"/{folder}/")
-            if found and "/ablation/" not in model and name.endswith(".json"):
-                per_model.setdefault(model, []).append(name[: -len(".json")])
+            try:
+                out = Output.parse(path)
+            except ValueError:
+                continue
+            if out.kind == kind and not out.model.ablation:
+                per_model.setdefault(out.model, []).append(out.name)
     if not per_model:
         return []
     common = set.intersection(*(set(v) for v in per_model.values()))
     return [a for a in dict.fromkeys(a for v in per_model.values() for a in v) if a in common]
-
-
-def vicinities(config: dict, dataset: str) -> dict[str, str]:
-    """The config's vicinity specs for a dataset by name (``main``, ``small``, each transform):
-    ``vicinities.all``, then its shape group (``28x28``, ``32x32``), then the dataset's own key
-    (``vicinities.fashion_mnist``), later winning."""
-    group = shape_group(dataset_info(dataset))
-    v = config["vicinities"]
-    return {**v["all"], **v.get(group, {}), **(v.get(dataset) or {})}
 
 
 # --- each job's settings and code: its Snakemake params ------------------------------------------
@@ -262,58 +151,17 @@ def numerics(config: dict, kind: str, method: str) -> dict:
 
 
 def job_settings(kind: str, config: dict, w, **extra: Any) -> dict:
-    """The slice of ``config`` a job of ``kind`` reads, for the model named by wildcards ``w``.
-
-    ``train``: the training block, the main vicinity and the method's resolved hyperparameters
-    (an ablation run's value included); ``certify`` (``table=`` the table key): that table's
-    settings, budget and test subset; ``attack`` (``attack=`` its name): the attack block, the
-    L∞ eps, and the adaptive or masking block when the attack is one of theirs; ``audit``,
-    ``native``, ``validation``: their blocks and the vicinities they use.
-    """
-    from bench.tables import get_table
-
+    """The slice of ``config`` a job of ``kind`` reads, for the model named by wildcards ``w``:
+    the keys every job has (the model, device, data root, precision) and the kind's own
+    (:attr:`bench.job_kinds.JobKind.settings`; ``table=`` for ``certify``, ``attack=`` for
+    ``attack``), with sorted keys."""
+    job = get_job_kind(kind)
+    if job.settings is None:
+        raise ValueError(f"job kind '{kind}' has no settings of its own"
+                         + (f": each of its '{job.parts}' parts has" if job.parts else ""))
     s = _common(config, w)
     s.update(numerics(config, kind, w.method))
-    vic = vicinities(config, w.dataset)
-    if kind == "train":
-        t = config["train"]
-        overrides = {**config.get("hparams", {}).get(w.method, {}),
-                     **({w.hparam: float(w.value)} if "hparam" in w.keys() else {})}
-        batch = t["batch_size"]
-        if batch == "recipe":  # the method's own (bench.method.Method.batch_size)
-            batch = get_method(w.method).batch_size[shape_group(dataset_info(w.dataset))]
-        s.update(augment=t.get("augment", "recipe"), epochs=train_epochs(config, w.method), batch_size=int(batch), train_per_class=t.get("train_per_class"),
-                 val_per_class=t.get("val_per_class"), vicinity=vic["main"],
-                 activation_memory_mb=config["resources"].get("activation_memory_mb"),
-                 hparams=get_method(w.method).resolve_hparams(dataset_info(w.dataset), overrides))
-    elif kind == "certify":
-        table = get_table(extra["table"])
-        s.update(table=table.key, settings=table.settings(config, vic), budget=int(config["certify"]["budget"]),
-                 test_per_class=config["certify"].get("test_per_class"),
-                 block_inputs=config["certify"].get("block_inputs"),
-                 deterministic=vic["main"] if table.deterministic(config) else None)
-    elif kind == "attack":
-        a, name = config["attacks"], extra["attack"]
-        s.update(attack=name, linf=vic["main"], test_per_class=a.get("test_per_class"),
-                 batch_size=int(a["batch_size"]), autoattack_steps=int(a["autoattack_steps"]),
-                 square_queries=int(a["square_queries"]))
-        if name.startswith("Vote"):
-            s["adaptive"] = dict(config["adaptive"])
-        from bench.masking import CHECK_ATTACKS
-
-        if name in CHECK_ATTACKS:
-            s["masking"] = {k: config["masking"][k] for k in ("more_steps", "unbounded_steps")}
-    elif kind == "audit":
-        c = config["certify"]
-        s.update(audit=dict(config["audit"]), test_per_class=c.get("test_per_class"), vicinities=vic)
-    elif kind == "native":
-        s.update(native=dict(config["native"]), linf=vic["main"])
-    elif kind == "validation":
-        c = config["certify"]
-        s.update(kappa=c["kappa"], alpha=c["alpha"], procedure=c["procedures"][0], budget=int(c["budget"]),
-                 val_per_class=config["train"].get("val_per_class"), vicinity=vic["main"])
-    else:
-        raise ValueError(f"no such job kind: {kind}; known: {', '.join(JOB_MODULES)}")
+    s.update(job.settings(config, w, vicinities(config, w.dataset), **extra))
     return _canonical(s)
 
 
@@ -327,8 +175,9 @@ def _stamp(modules: tuple[str, ...]) -> str:
 def code_version(kind: str, method: str | None = None) -> dict[str, str]:
     """The code stamps of a job (:func:`bench.provenance.code_stamp`): ``engine``, the import
     closure of the job's module; ``method``, the method's own module where the result depends on it."""
-    out = {"engine": _stamp(JOB_MODULES[kind])}
-    if method is not None and kind in USES_METHOD:
+    job = get_job_kind(kind)
+    out = {"engine": _stamp(job.modules)}
+    if method is not None and job.uses_method:
         out["method"] = _stamp((get_method(method).__module__,))
     return out
 
@@ -345,26 +194,23 @@ def benchmark_of(path: str, grouped: Iterable[str] = (), grouped_tables: Iterabl
     ``certifications.tsv`` when ``audit_grouped``: :func:`grouped_audit`),
     ``native.json``, ``certify/validation.json`` -> ``<name>.tsv``.
     """
-    parts = path.split("/")
-    seed = next((i for i, part in enumerate(parts) if part.startswith("seed")), None)
-    if parts[0] != "results" or seed is None or seed == len(parts) - 1 or len(parts) < 3:
+    try:
+        out = Output.parse(path)
+    except ValueError:
         return None
-    name_of_run, model, tail = parts[1], "/".join(parts[2 : seed + 1]), parts[seed + 1 :]
-    if tail == ["model.json"]:
+    ablation = out.model.ablation
+    if out.kind == "model":
         name = "train"
-    elif tail[0] == "certify" and tail[1].endswith(".json"):
-        stem = tail[1][: -len(".json")]
-        if stem == "validation":
-            name = "validation"
-        else:
-            name = "certifications" if stem in grouped_tables and "ablation" not in parts else f"certify_{stem}"
-    elif tail[0] == "attacks":
-        attack = tail[1][: -len(".json")]
-        name = "attacks" if attack in grouped and "ablation" not in parts else "attack_" + attack
-    elif tail == ["audit.json"] and audit_grouped and "ablation" not in parts:
-        name = "certifications"
-    elif tail[0] in ("audit.json", "native.json"):
-        name = tail[0][: -len(".json")]
+    elif out.kind == "validation":
+        name = "validation"
+    elif out.kind == "certify":
+        name = "certifications" if out.name in grouped_tables and not ablation else f"certify_{out.name}"
+    elif out.kind == "attack":
+        name = "attacks" if out.name in grouped and not ablation else f"attack_{out.name}"
+    elif out.kind == "audit":
+        name = "certifications" if audit_grouped and not ablation else "audit"
+    elif out.kind == "native":
+        name = "native"
     else:
         return None
-    return f"results/{name_of_run}/benchmarks/{model}/{name}.tsv"
+    return out.model.benchmark(name)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from bench.io import atomic_path, write_csv
 from bench.provenance import git_commit, package_versions
+from bench.paths import benchmark_job
 from bench.stats import LEVEL
 
 __all__ = ["html_report", "job_times"]
@@ -32,8 +33,7 @@ def job_times(paths: list[str], out: str) -> pd.DataFrame:
     rows = []
     for p in paths:
         bench = pd.read_csv(p, sep="\t")
-        name = str(Path(p).with_suffix("")).split("/benchmarks/", 1)[-1]
-        rows.append({"job": name, "seconds": float(bench["s"].iloc[0]),
+        rows.append({"job": benchmark_job(p), "seconds": float(bench["s"].iloc[0]),
                      "max_rss_mb": float(bench["max_rss"].iloc[0]) if "max_rss" in bench else None})
     df = pd.DataFrame(rows, columns=["job", "seconds", "max_rss_mb"]).sort_values("job")
     write_csv(df, out)

@@ -42,6 +42,7 @@ from bench.device import resolve_device
 from bench.io import atomic_path, write_csv, write_json
 from bench.method import get_method, load_plugin, shape_group
 from bench.models import create_model
+from bench.paths import model_file
 from bench.optim import make_optimizer
 from bench.paper import check_compatible
 from bench.precision import FP32, Precision, autocast, configure_backends, prepare_input, prepare_model
@@ -154,9 +155,9 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
     """
     out = Path(out_dir)
     cls, info, hparams, vicinity_spec = _resolve(spec)
-    if (out / "model.json").exists():
+    if model_file(out, "model").exists():
         log.info("%s: already trained", out)
-        return json.loads((out / "model.json").read_text())
+        return json.loads(model_file(out, "model").read_text())
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(spec.device)
     configure_backends(device, train=True)
@@ -217,14 +218,14 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
         save_checkpoint(stem, model, optimizer, generators,
                         {"epoch": epoch + 1, "spec": spec.identity(), "run_epochs": spec.epochs, "hparams": hparams,
                          "log": rows, "code": (provenance or {}).get("code")})
-        write_csv(pd.DataFrame(rows), out / "log.csv")
+        write_csv(pd.DataFrame(rows), model_file(out, "log"))
         log.info("%s epoch %d/%d: loss %.4f, train %.2f%%, val %.2f%% (%.1f s)", spec.method, epoch + 1,
                  spec.epochs, row["loss"], row["train_accuracy"], row["val_accuracy"], row["seconds"])
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < spec.epochs:
             return row
 
-    write_csv(pd.DataFrame(rows), out / "log.csv")  # again: a rerun resumed at the last epoch has no loop pass
-    weights = out / "model.safetensors"
+    write_csv(pd.DataFrame(rows), model_file(out, "log"))  # again: a rerun resumed at the last epoch has no loop pass
+    weights = model_file(out, "weights")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_path(weights, lambda tmp: save_file(state, str(tmp)))
     result = {
@@ -238,7 +239,7 @@ def train(spec: TrainSpec, out_dir: str | Path, progress: bool = True,
         **({"provenance": {**provenance, "gpu_peak_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
             if device.type == "cuda" else provenance} if provenance is not None else {}),
     }
-    write_json(result, out / "model.json")
+    write_json(result, model_file(out, "model"))
     return result
 
 

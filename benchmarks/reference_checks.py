@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.io import write_csv
+from bench.paths import ModelRun, reports_dir
 from bench.stats import clopper_pearson, mcnemar_exact
 
 log = logging.getLogger("benchmarks.reference_checks")
@@ -43,13 +44,15 @@ def _show(name: str, r: tuple[float, float, float, int]) -> str:
     return f"{name} {r[0]:.1f} % [{r[1]:.1f}, {r[2]:.1f}] (n = {r[3]})"
 
 
-def _models(results: Path, dataset: str) -> dict[str, Path]:
-    return {p.parts[-4]: p.parent for p in (results / dataset).glob("*/*/seed0/model.json")}
+def _models(run: str, dataset: str) -> dict[str, ModelRun]:
+    """Each method's seed-0 model of ``dataset`` in a run's results."""
+    pattern = ModelRun(run, dataset, "*", "*", 0).output("model")
+    return {(m := ModelRun.parse(p.as_posix())[0]).method: m for p in Path().glob(pattern)}
 
 
-def _certified(model: Path) -> pd.Series:
+def _certified(model: ModelRun) -> pd.Series:
     """Per test input, whether the paper's procedure certified it in the main vicinity."""
-    df = pd.read_csv(model / "certify" / "table1_inputs.csv")
+    df = pd.read_csv(model.output("certify_inputs", "table1"))
     df = df[(df["vicinity"] == "main") & (df["procedure"] == "paper")].sort_values("input")
     return df.set_index("input")["outcome"] == "certified"
 
@@ -63,20 +66,20 @@ def _above(name_a: str, a: pd.Series, name_b: str, b: pd.Series, behaviour: str,
                         f"{test['a_only']}, only for {name_b}: {test['b_only']}", "p_value": test["p"]}
 
 
-def vicinal(results: Path, dataset: str = "fashion_mnist") -> pd.DataFrame:
+def vicinal(run: str, dataset: str = "fashion_mnist") -> pd.DataFrame:
     """``ours`` above DA, ``ours`` above ERM, DA above ERM in certified robustness rate."""
-    models = _models(results, dataset)
+    models = _models(run, dataset)
     c = {m: _certified(models[m]) for m in ("ours", "da", "erm")}
     return pd.DataFrame([_above("ours", c["ours"], "DA", c["da"], "ours above DA in certified robustness rate at the same n"),
                          _above("ours", c["ours"], "ERM", c["erm"], "ours above ERM in certified robustness rate"),
                          _above("DA", c["da"], "ERM", c["erm"], "DA above ERM in certified robustness rate")])
 
 
-def checks(results: Path, reports: Path, dataset: str = "fashion_mnist") -> pd.DataFrame:
-    models = _models(results, dataset)
+def checks(run: str, reports: Path, dataset: str = "fashion_mnist") -> pd.DataFrame:
+    models = _models(run, dataset)
 
     def autoattack(method: str) -> pd.Series:
-        return pd.Series(json.loads((models[method] / "attacks" / "AutoAttack.json").read_text())["rows"][0]["correct"])
+        return pd.Series(json.loads(Path(models[method].output("attack", "AutoAttack")).read_text())["rows"][0]["correct"])
 
     rows = []
     erm = _rate(autoattack("erm"))
@@ -86,7 +89,7 @@ def checks(results: Path, reports: Path, dataset: str = "fashion_mnist") -> pd.D
         rows.append(_above(m.upper(), autoattack(m), "ERM", autoattack("erm"),
                            f"{m.upper()} far above ERM under AutoAttack", hit="right"))
     t1 = pd.read_csv(reports / "table1.csv")
-    ibp_inputs = pd.read_csv(models["ibp"] / "certify" / "table1_inputs.csv")
+    ibp_inputs = pd.read_csv(models["ibp"].output("certify_inputs", "table1"))
     acc = t1[(t1["method"] == "ibp") & (t1["metric"] == "standard_accuracy") & (t1["procedure"] == "paper")].iloc[0]
     t11 = pd.read_csv(reports / "table11.csv")
     sound = t11[(t11["method"] == "ibp") & (t11["kappa"] == 0) & t11["value"].notna()].iloc[0]
@@ -97,7 +100,7 @@ def checks(results: Path, reports: Path, dataset: str = "fashion_mnist") -> pd.D
                              f"{classes} classes predicted; κ = 0 (IBP bounds) certified robust accuracy "
                              f"{sound['value']:.1f} % [{sound['ci_low']:.1f}, {sound['ci_high']:.1f}]",
                  "p_value": None})
-    return pd.concat([pd.DataFrame(rows), vicinal(results, dataset)], ignore_index=True)
+    return pd.concat([pd.DataFrame(rows), vicinal(run, dataset)], ignore_index=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,9 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vicinal-only", action="store_true", help="only ours, DA and ERM's certified robustness")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    reports = Path("reports") / args.run
-    results = Path("results") / args.run
-    frame = vicinal(results) if args.vicinal_only else checks(results, reports)
+    reports = Path(reports_dir(args.run))
+    frame = vicinal(args.run) if args.vicinal_only else checks(args.run, reports)
     write_csv(frame, reports / "known_behaviours.csv")
     for r in frame.itertuples():
         log.info("%s %s: %s", "HOLDS" if r.holds else "NOT SHOWN", r.behaviour, r.evidence)

@@ -5,6 +5,8 @@ Enable it with ``plugins: [examples/mean_samples.py]`` and ``tables: [1, mean_sa
 """
 import pandas as pd
 
+from bench.paths import ModelRun
+from bench.runs import runs
 from bench.tables import Table, register_table
 from bench.tables.base import read_rows
 
@@ -17,9 +19,7 @@ class MeanSamples(Table):
     rate, compare = False, False             # not a percentage of inputs: no interval, no best-of test
 
     def inputs(self, config, arch_of=None):  # the job outputs it reads (here: Table 1's certify jobs)
-        from bench.plan import result_dir, runs
-
-        return [f"{result_dir(config, r)}/certify/table1.json" for r in runs(config, arch_of)]
+        return [ModelRun.of(config, r).output("certify", "table1") for r in runs(config, arch_of)]
 
     def build(self, paths, config):          # one tidy long-form frame
         return pd.DataFrame([{**{k: r[k] for k in ("method", "dataset", "arch", "seed", "procedure")},

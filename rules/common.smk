@@ -1,9 +1,11 @@
 # Names, paths and each job's params, from bench.plan and the table registry (bench.tables).
 import json
 
+import bench.job_kinds as job_kinds
 import bench.plan as plan
 from bench.masking import TRANSFER_ATTACK, TRANSFER_SOURCE
 from bench.method import load_plugin
+from bench.paths import ModelRun, reports_dir, run_log, selection_file, selection_log
 from bench.tables import TABLES, CertificationTable, enabled_tables, get_table
 
 for _plugin in config.get("plugins", []):
@@ -12,13 +14,11 @@ for _plugin in config.get("plugins", []):
 # Every config has a name; its results and aggregates live under it, so configs never share a
 # model or a certificate. reports/<file> at the top is a copy of the current config's.
 NAME = config["run"]
-RUN = f"results/{NAME}/{{dataset}}/{{method}}/{{arch}}/seed{{seed}}"
-ABLATION = f"results/{NAME}/ablation/{{dataset}}/{{method}}/{{arch}}/{{hparam}}-{{value}}/seed{{seed}}"
-BENCH = f"results/{NAME}/benchmarks/{{dataset}}/{{method}}/{{arch}}/seed{{seed}}"
-LOGS = f"results/{NAME}/logs/{{dataset}}/{{method}}/{{arch}}/seed{{seed}}"
-ABLATION_BENCH = f"results/{NAME}/benchmarks/ablation/{{dataset}}/{{method}}/{{arch}}/{{hparam}}-{{value}}/seed{{seed}}"
-ABLATION_LOGS = f"results/{NAME}/logs/ablation/{{dataset}}/{{method}}/{{arch}}/{{hparam}}-{{value}}/seed{{seed}}"
-REPORTS = plan.reports_dir(config)
+# A model's folder as Snakemake wildcards (bench.paths: the one place that knows the layout);
+# rules name their files through it: MODEL.output("model"), MODEL.log("train"), MODEL.benchmark(...).
+MODEL = ModelRun.pattern(NAME)
+ABLATION = ModelRun.pattern(NAME, ablation=True)
+REPORTS = reports_dir(NAME)
 # external checkpoints (config models:): the import_model rule, not training, makes their model
 EXTERNAL_PATTERN = "|".join(plan.external_models(config)) or "(?!)"
 TRAINED_PATTERN = f"(?!(?:{EXTERNAL_PATTERN})/)[A-Za-z0-9_]+"
@@ -28,11 +28,6 @@ SWEEP = config["arch"] == "sweep"
 GROUPED_ATTACKS = plan.grouped_attacks(config)  # attacks.group: model (one attack job per model)
 GROUPED_TABLES = plan.grouped_certifications(config)  # certify.group: model (one certification job per model)
 GROUPED_AUDIT = plan.grouped_audit(config)  # ... which audits its Table 1 certificates too
-# Evaluation jobs chunk their forwards to this budget (bench.memory); chunked votes and
-# certificates are identical to unchunked ones (tests/test_chunking.py), so it is a resource,
-# not a param: changing it reruns nothing. Training gets it as a param (BatchNorm statistics
-# are per chunk). 0: no chunking.
-ACTIVATION_MEMORY = config["resources"].get("activation_memory_mb") or 0
 
 
 wildcard_constraints:
@@ -43,6 +38,15 @@ wildcard_constraints:
     attack="[A-Za-z0-9]+",
     hparam="[A-Za-z_]+",
     value=r"-?[0-9.]+(e-?[0-9]+)?",
+
+
+def kind_resources(kind):
+    """resources: of a job of ``kind`` (bench.job_kinds.resources: GPUs, minutes, memory, the activation budget)."""
+    return job_kinds.resources(kind, config)
+
+
+def kind_threads(kind):
+    return job_kinds.threads(kind, config)
 
 
 def settings(kind, **fixed):
@@ -71,7 +75,7 @@ def arch_of(dataset, method, seed):
 def transfer_source(wildcards):
     """The source method's model (erm) on the same dataset and seed: the transfer attack is crafted on it."""
     arch = arch_of(wildcards.dataset, TRANSFER_SOURCE, wildcards.seed)
-    return f"results/{NAME}/{wildcards.dataset}/{TRANSFER_SOURCE}/{arch}/seed{wildcards.seed}/model.json"
+    return ModelRun(NAME, wildcards.dataset, TRANSFER_SOURCE, arch, wildcards.seed).output("model")
 
 
 def table_inputs(wildcards):
@@ -79,17 +83,17 @@ def table_inputs(wildcards):
 
 
 def run_logs(wildcards=None):
-    return [f"{plan.result_dir(config, r)}/log.csv" for r in plan.runs(config, arch_of)]
+    return [ModelRun.of(config, r).output("log") for r in plan.runs(config, arch_of)]
 
 
 def job_benchmarks(wildcards=None):
     """Every job's benchmark file, for the report's table of wall times."""
-    outputs = [f"{plan.result_dir(config, r)}/model.json" for r in plan.runs(config, arch_of)
+    outputs = [ModelRun.of(config, r).output("model") for r in plan.runs(config, arch_of)
                if r["method"] not in plan.external_models(config)]  # an import is no benchmarked job
     for key in ENABLED:
         outputs += get_table(key).inputs(config, arch_of)
-    outputs += [f"{plan.result_dir(config, r)}/model.json" for r in plan.ablation_runs(config)]
+    outputs += [ModelRun.of(config, r).output("model") for r in plan.ablation_runs(config)]
     if SWEEP:
-        outputs += [f"{plan.result_dir(config, r)}/{f}" for r in plan.candidate_runs(config)
-                    for f in ("model.json", "certify/validation.json")]
+        outputs += [ModelRun.of(config, r).output(kind) for r in plan.candidate_runs(config)
+                    for kind in ("model", "validation")]
     return sorted({b for b in (plan.benchmark_of(o, GROUPED_ATTACKS, GROUPED_TABLES, GROUPED_AUDIT) for o in outputs) if b})

@@ -1,26 +1,23 @@
 rule certify:
     """The certification settings of one table (bench.tables: 1, 2, 10, 11, 12) for one model."""
     input:
-        model=f"{RUN}/model.json",
-        weights=f"{RUN}/model.safetensors",
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
     output:
-        summary=f"{RUN}/certify/{{table}}.json",
-        inputs=f"{RUN}/certify/{{table}}_inputs.csv",
+        summary=MODEL.output("certify", "{table}"),
+        inputs=MODEL.output("certify_inputs", "{table}"),
     wildcard_constraints:
         table="|".join(CERTIFY_TABLES),
     params:
         settings=settings("certify"),
         code=code("certify"),
     log:
-        f"{LOGS}/certify_{{table}}.log",
+        MODEL.log("certify_{table}"),
     benchmark:
-        f"{BENCH}/certify_{{table}}.tsv"
-    threads: config["resources"]["eval_threads"]
+        MODEL.benchmark("certify_{table}")
+    threads: kind_threads("certify")
     resources:
-        gpu=config["resources"]["gpus"],
-        runtime=config["resources"]["eval_minutes"],
-        mem_mb=config["resources"]["mem_mb"],
-        activation_memory_mb=ACTIVATION_MEMORY,
+        **kind_resources("certify"),
     conda:
         "../envs/bench.yaml"
     script:
@@ -30,24 +27,21 @@ rule certify:
 rule attack:
     """One attack of Table 9, or AutoAttack (Table 3), on one model, under the method's own prediction."""
     input:
-        model=f"{RUN}/model.json",
-        weights=f"{RUN}/model.safetensors",
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
     output:
-        result=f"{RUN}/attacks/{{attack}}.json",
+        result=MODEL.output("attack", "{attack}"),
     params:
         settings=settings("attack"),
         code=code("attack"),
     log:
-        f"{LOGS}/attack_{{attack}}.log",
+        MODEL.log("attack_{attack}"),
     benchmark:
-        f"{BENCH}/attack_{{attack}}.tsv"
-    threads: config["resources"]["eval_threads"]
+        MODEL.benchmark("attack_{attack}")
+    threads: kind_threads("attack")
     priority: 1  # the adaptive Vote* attacks are among the longest jobs on a GPU: not left for the tail
     resources:
-        gpu=config["resources"]["gpus"],
-        runtime=config["resources"]["eval_minutes"],
-        mem_mb=config["resources"]["mem_mb"],
-        activation_memory_mb=ACTIVATION_MEMORY,
+        **kind_resources("attack"),
     conda:
         "../envs/bench.yaml"
     script:
@@ -56,43 +50,43 @@ rule attack:
 
 use rule certify as certify_ablation with:
     input:
-        model=f"{ABLATION}/model.json",
-        weights=f"{ABLATION}/model.safetensors",
+        model=ABLATION.output("model"),
+        weights=ABLATION.output("weights"),
     output:
-        summary=f"{ABLATION}/certify/{{table}}.json",
-        inputs=f"{ABLATION}/certify/{{table}}_inputs.csv",
+        summary=ABLATION.output("certify", "{table}"),
+        inputs=ABLATION.output("certify_inputs", "{table}"),
     log:
-        f"{ABLATION_LOGS}/certify_{{table}}.log",
+        ABLATION.log("certify_{table}"),
     benchmark:
-        f"{ABLATION_BENCH}/certify_{{table}}.tsv"
+        ABLATION.benchmark("certify_{table}")
 
 
 use rule attack as attack_ablation with:
     input:
-        model=f"{ABLATION}/model.json",
-        weights=f"{ABLATION}/model.safetensors",
+        model=ABLATION.output("model"),
+        weights=ABLATION.output("weights"),
     output:
-        result=f"{ABLATION}/attacks/{{attack}}.json",
+        result=ABLATION.output("attack", "{attack}"),
     log:
-        f"{ABLATION_LOGS}/attack_{{attack}}.log",
+        ABLATION.log("attack_{attack}"),
     benchmark:
-        f"{ABLATION_BENCH}/attack_{{attack}}.tsv"
+        ABLATION.benchmark("attack_{attack}")
 
 
 use rule attack as transfer with:
     input:
-        model=f"{RUN}/model.json",
-        weights=f"{RUN}/model.safetensors",
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
         source=transfer_source,
     output:
-        result=f"{RUN}/attacks/{TRANSFER_ATTACK}.json",
+        result=MODEL.output("attack", TRANSFER_ATTACK),
     params:
         settings=settings("attack", attack=TRANSFER_ATTACK),
         code=code("attack"),
     log:
-        f"{LOGS}/attack_{TRANSFER_ATTACK}.log",
+        MODEL.log(f"attack_{TRANSFER_ATTACK}"),
     benchmark:
-        f"{BENCH}/attack_{TRANSFER_ATTACK}.tsv"
+        MODEL.benchmark(f"attack_{TRANSFER_ATTACK}")
 
 
 ruleorder: transfer > attack
@@ -105,24 +99,21 @@ if GROUPED_ATTACKS:
         model (attacks.group: model): one Python start instead of one per attack; each attack's
         output is what its own job would write (bench.jobs.attacks)."""
         input:
-            model=f"{RUN}/model.json",
-            weights=f"{RUN}/model.safetensors",
+            model=MODEL.output("model"),
+            weights=MODEL.output("weights"),
         output:
-            expand(f"{RUN}/attacks/{{attack}}.json", attack=GROUPED_ATTACKS, allow_missing=True),
+            [MODEL.output("attack", a) for a in GROUPED_ATTACKS],
         params:
             settings=lambda w: {a: plan.job_settings("attack", config, w, attack=a) for a in GROUPED_ATTACKS},
             code=code("attacks"),
         log:
-            f"{LOGS}/attacks.log",
+            MODEL.log("attacks"),
         benchmark:
-            f"{BENCH}/attacks.tsv"
-        threads: config["resources"]["eval_threads"]
+            MODEL.benchmark("attacks")
+        threads: kind_threads("attacks")
         priority: 1  # long jobs: started before the short ones, not left for the tail
         resources:
-            gpu=config["resources"]["gpus"],
-            runtime=config["resources"]["eval_minutes"],
-            mem_mb=config["resources"]["mem_mb"],
-            activation_memory_mb=ACTIVATION_MEMORY,
+            **kind_resources("attacks"),
         conda:
             "../envs/bench.yaml"
         script:
@@ -139,26 +130,23 @@ if GROUPED_TABLES:
         would write (bench.jobs.certify.run_group), and so is the audit of its Table 1
         certificates where the audit is enabled (bench.plan.grouped_audit)."""
         input:
-            model=f"{RUN}/model.json",
-            weights=f"{RUN}/model.safetensors",
+            model=MODEL.output("model"),
+            weights=MODEL.output("weights"),
         output:
-            expand(f"{RUN}/certify/{{table}}{{suffix}}", table=GROUPED_TABLES, suffix=[".json", "_inputs.csv"],
-                   allow_missing=True) + ([f"{RUN}/audit.json"] if GROUPED_AUDIT else []),
+            [MODEL.output(kind, t) for t in GROUPED_TABLES for kind in ("certify", "certify_inputs")]
+            + ([MODEL.output("audit")] if GROUPED_AUDIT else []),
         params:
             settings=lambda w: {t: plan.job_settings("certify", config, w, table=t) for t in GROUPED_TABLES},
             audit=lambda w: plan.job_settings("audit", config, w) if GROUPED_AUDIT else None,
             code=code("certifications"),
         log:
-            f"{LOGS}/certifications.log",
+            MODEL.log("certifications"),
         benchmark:
-            f"{BENCH}/certifications.tsv"
-        threads: config["resources"]["eval_threads"]
+            MODEL.benchmark("certifications")
+        threads: kind_threads("certifications")
         priority: 1  # the longest evaluation jobs: started before the short ones, not left for the tail
         resources:
-            gpu=config["resources"]["gpus"],
-            runtime=config["resources"]["eval_minutes"],
-            mem_mb=config["resources"]["mem_mb"],
-            activation_memory_mb=ACTIVATION_MEMORY,
+            **kind_resources("certifications"),
         conda:
             "../envs/bench.yaml"
         script:
@@ -171,24 +159,21 @@ if GROUPED_TABLES:
 rule audit:
     """Fresh-sample audit of one model's Table 1 certificates: which certificate can be trusted."""
     input:
-        model=f"{RUN}/model.json",
-        weights=f"{RUN}/model.safetensors",
-        certified=f"{RUN}/certify/table1_inputs.csv",
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
+        certified=MODEL.output("certify_inputs", "table1"),
     output:
-        result=f"{RUN}/audit.json",
+        result=MODEL.output("audit"),
     params:
         settings=settings("audit"),
         code=code("audit"),
     log:
-        f"{LOGS}/audit.log",
+        MODEL.log("audit"),
     benchmark:
-        f"{BENCH}/audit.tsv"
-    threads: config["resources"]["eval_threads"]
+        MODEL.benchmark("audit")
+    threads: kind_threads("audit")
     resources:
-        gpu=config["resources"]["gpus"],
-        runtime=config["resources"]["eval_minutes"],
-        mem_mb=config["resources"]["mem_mb"],
-        activation_memory_mb=ACTIVATION_MEMORY,
+        **kind_resources("audit"),
     conda:
         "../envs/bench.yaml"
     script:
@@ -198,23 +183,20 @@ rule audit:
 rule native:
     """The method's own certificate: Cohen et al.'s CERTIFY (RS) or sound bounds (IBP)."""
     input:
-        model=f"{RUN}/model.json",
-        weights=f"{RUN}/model.safetensors",
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
     output:
-        result=f"{RUN}/native.json",
+        result=MODEL.output("native"),
     params:
         settings=settings("native"),
         code=code("native"),
     log:
-        f"{LOGS}/native.log",
+        MODEL.log("native"),
     benchmark:
-        f"{BENCH}/native.tsv"
-    threads: config["resources"]["eval_threads"]
+        MODEL.benchmark("native")
+    threads: kind_threads("native")
     resources:
-        gpu=config["resources"]["gpus"],
-        runtime=config["resources"]["eval_minutes"],
-        mem_mb=config["resources"]["mem_mb"],
-        activation_memory_mb=ACTIVATION_MEMORY,
+        **kind_resources("native"),
     conda:
         "../envs/bench.yaml"
     script:
@@ -224,23 +206,20 @@ rule native:
 rule validation:
     """arch: sweep — validation certified robust accuracy of one candidate architecture."""
     input:
-        model=f"{RUN}/model.json",
-        weights=f"{RUN}/model.safetensors",
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
     output:
-        result=f"{RUN}/certify/validation.json",
+        result=MODEL.output("validation"),
     params:
         settings=settings("validation"),
         code=code("validation"),
     log:
-        f"{LOGS}/validation.log",
+        MODEL.log("validation"),
     benchmark:
-        f"{BENCH}/validation.tsv"
-    threads: config["resources"]["eval_threads"]
+        MODEL.benchmark("validation")
+    threads: kind_threads("validation")
     resources:
-        gpu=config["resources"]["gpus"],
-        runtime=config["resources"]["eval_minutes"],
-        mem_mb=config["resources"]["mem_mb"],
-        activation_memory_mb=ACTIVATION_MEMORY,
+        **kind_resources("validation"),
     conda:
         "../envs/bench.yaml"
     script:
@@ -250,14 +229,14 @@ rule validation:
 checkpoint select_arch:
     """arch: sweep — the best architecture of one method by validation certified robust accuracy."""
     input:
-        lambda w: [f"results/{NAME}/{w.dataset}/{w.method}/{a}/seed{w.seed}/certify/validation.json"
+        lambda w: [ModelRun(NAME, w.dataset, w.method, a, w.seed).output("validation")
                    for a in plan.get_method(w.method).architectures],
     output:
-        f"results/{NAME}/{{dataset}}/{{method}}/seed{{seed}}/arch.json",
+        selection_file(NAME, "{dataset}", "{method}", "{seed}"),
     params:
         paper_arch=lambda w: plan.best_arch(w.method, w.dataset),
     log:
-        f"results/{NAME}/logs/{{dataset}}/{{method}}/seed{{seed}}/select_arch.log",
+        selection_log(NAME, "{dataset}", "{method}", "{seed}"),
     localrule: True
     conda:
         "../envs/bench.yaml"

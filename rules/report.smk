@@ -10,7 +10,7 @@ rule aggregate:
         paper_reference=config.get("paper_reference", {}),
         code=plan.code_version("aggregate"),
     log:
-        f"results/{NAME}/logs/aggregate_{{table}}.log",
+        run_log(NAME, "aggregate_{table}"),
     localrule: True
     conda:
         "../envs/bench.yaml"
@@ -26,7 +26,7 @@ rule figure2:
         png=report(f"{REPORTS}/figure2.png", category="Figures"),
         svg=f"{REPORTS}/figure2.svg",
     log:
-        f"results/{NAME}/logs/figure2.log",
+        run_log(NAME, "figure2"),
     localrule: True
     conda:
         "../envs/bench.yaml"
@@ -48,7 +48,7 @@ rule figures:
         vicinities=lambda w: {n: plan.vicinities(config, config["datasets"][0])[n]
                               for n in ["main", "small", *config["certify"]["transforms"]]},
     log:
-        f"results/{NAME}/logs/figures.log",
+        run_log(NAME, "figures"),
     localrule: True
     conda:
         "../envs/bench.yaml"
@@ -66,7 +66,7 @@ rule recipes:
         code=lambda w: {m: plan.code_version("train", m) for m in plan.methods(config)
                         if m not in plan.external_models(config)},
     log:
-        f"results/{NAME}/logs/recipes.log",
+        run_log(NAME, "recipes"),
     localrule: True
     conda:
         "../envs/bench.yaml"
@@ -89,7 +89,7 @@ rule report:
     params:
         config=config,
     log:
-        f"results/{NAME}/logs/report.log",
+        run_log(NAME, "report"),
     localrule: True
     conda:
         "../envs/bench.yaml"
@@ -106,7 +106,7 @@ rule publish:
     wildcard_constraints:
         file=r"[^/]+\.(csv|html|png|svg)",
     log:
-        f"results/{NAME}/logs/publish_{{file}}.log",
+        run_log(NAME, "publish_{file}"),
     localrule: True
     conda:
         "../envs/bench.yaml"

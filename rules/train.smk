@@ -1,26 +1,24 @@
 rule train:
     """One model per (dataset, method, architecture, seed); resumes from its last checkpoint."""
     output:
-        model=f"{RUN}/model.json",
-        weights=f"{RUN}/model.safetensors",
-        log=f"{RUN}/log.csv",
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
+        log=MODEL.output("log"),
     params:
         settings=settings("train"),
         code=code("train"),
     log:
-        f"{LOGS}/train.log",
+        MODEL.log("train"),
     benchmark:
-        f"{BENCH}/train.tsv"
+        MODEL.benchmark("train")
     wildcard_constraints:
         method=TRAINED_PATTERN,
-    threads: config["resources"]["train_threads"]
+    threads: kind_threads("train")
     # first among ready jobs: every evaluation waits for a model, so trainings early keep the
     # cores busy to the end (a long job started last becomes the run's tail)
     priority: 2
     resources:
-        gpu=config["resources"]["gpus"],
-        runtime=config["resources"]["train_minutes"],
-        mem_mb=config["resources"]["mem_mb"],
+        **kind_resources("train"),
     conda:
         "../envs/bench.yaml"
     script:
@@ -32,14 +30,14 @@ rule import_model:
     input:
         weights=lambda w: plan.external_models(config)[w.method]["weights"],
     output:
-        model=f"{RUN}/model.json",
-        weights=f"{RUN}/model.safetensors",
-        log=f"{RUN}/log.csv",
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
+        log=MODEL.output("log"),
     params:
         settings=settings("train"),
         code=code("import"),
     log:
-        f"{LOGS}/import.log",
+        MODEL.log("import"),
     wildcard_constraints:
         method=EXTERNAL_PATTERN,
     localrule: True
@@ -51,10 +49,10 @@ rule import_model:
 
 use rule train as train_ablation with:
     output:
-        model=f"{ABLATION}/model.json",
-        weights=f"{ABLATION}/model.safetensors",
-        log=f"{ABLATION}/log.csv",
+        model=ABLATION.output("model"),
+        weights=ABLATION.output("weights"),
+        log=ABLATION.output("log"),
     log:
-        f"{ABLATION_LOGS}/train.log",
+        ABLATION.log("train"),
     benchmark:
-        f"{ABLATION_BENCH}/train.tsv"
+        ABLATION.benchmark("train")

@@ -3,10 +3,18 @@ import pandas as pd
 
 from bench.data import load_split
 from bench.figures import figure3, vicinity_figure
+from bench.paths import ModelRun
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-# results/<run>/<dataset>/<method>/...: label each curve "method / dataset"
-logs = {p.split("/")[3] + " / " + p.split("/")[2]: p for p in smk.input.logs if "mean" in pd.read_csv(p)}
+
+
+def label(path: str) -> str:
+    """A training log's curve label: "method / dataset"."""
+    model, _ = ModelRun.parse(path)
+    return f"{model.method} / {model.dataset}"
+
+
+logs = {label(p): p for p in smk.input.logs if "mean" in pd.read_csv(p)}
 figure3(logs or {p: p for p in smk.input.logs[:1]}, smk.output.figure3_png, smk.output.figure3_svg)
 test = load_split(smk.params.dataset, "test", smk.params.data_root, subset_per_class=1)
 vicinity_figure(test.images, dict(smk.params.vicinities), smk.output.vicinities)

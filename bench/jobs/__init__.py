@@ -1,9 +1,14 @@
 """The DAG's jobs: what each Snakemake rule runs (``scripts/<kind>.py`` calls ``bench.jobs.<kind>.run``).
 
-One module per kind, so that a job's code stamp (:func:`bench.plan.code_version`) covers the
-code it runs and nothing else. Every job reads its settings from the rule's ``params``
-(:func:`bench.plan.job_settings`), never from the config, does one thing, and writes small tidy
-files with a provenance block; no job reads another job's internals, only its declared outputs:
+One module per kind (:mod:`bench.job_kinds` declares each), so that a job's code stamp
+(:func:`bench.plan.code_version`) covers the code it runs and nothing else. Every job reads its
+settings from the rule's ``params`` (:func:`bench.plan.job_settings`), never from the config,
+does one thing, and writes small tidy files with a provenance block; no job reads another job's
+internals, only its declared outputs. Each module's ``run(smk)`` is its rule's adapter: it hands
+the job's files, settings, code stamps and :class:`~bench.jobs.common.Context` as real arguments
+to the module's function (``attack_model``, ``certify_model``, ``audit_model``,
+``native_certificates``), which the grouped jobs (``attacks.group``, ``certify.group``) call
+directly for each part:
 
 - :mod:`~bench.jobs.train`: one model (``model.json``, ``model.safetensors``, ``log.csv``);
 - :mod:`~bench.jobs.external`: the same files from an external checkpoint (config ``models:``);

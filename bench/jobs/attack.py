@@ -20,28 +20,36 @@ import numpy as np
 import torch
 
 from bench.data import dataset_info, load_split
-from bench.jobs.common import Job, method_instance
+from bench.jobs.common import Context, Job, method_instance
 from bench.jobs.resume import Progress
 from bench.vicinity import parse_vicinity
 
-__all__ = ["Progress", "run"]
+__all__ = ["Progress", "attack_model", "run"]
 
 
 def run(smk, finish: bool = True) -> Callable[[], None]:
-    """One attack on one model (its output: ``smk.output.result``). ``finish=False`` keeps the
-    progress file after the output is written and returns its remover: a grouped job
-    (:mod:`bench.jobs.attacks`) removes its attacks' files only once all its outputs exist,
-    since Snakemake deletes a failed or killed job's outputs, and the rerun then reads the
-    finished attacks back instead of running them again."""
+    """The ``attack`` (and ``transfer``) rule: :func:`attack_model` on its declared files."""
+    return attack_model(smk.input.model, smk.output.result, smk.params.settings, smk.params.code, Context.of(smk),
+                        source=smk.input.source if "source" in smk.input.keys() else None, finish=finish)
+
+
+def attack_model(model_file: str, output: str, settings: dict, code: dict, context: Context,
+                 source: str | None = None, finish: bool = True) -> Callable[[], None]:
+    """One attack on one model (``model_file``: its ``model.json``), written to ``output``; with
+    ``source`` (another model's ``model.json``), the transfer attack crafted on that model.
+    ``finish=False`` keeps the progress file after the output is written and returns its
+    remover: a grouped job (:mod:`bench.jobs.attacks`) removes its attacks' files only once all
+    its outputs exist, since Snakemake deletes a failed or killed job's outputs, and the rerun
+    then reads the finished attacks back instead of running them again."""
     from bench.adaptive import make_adaptive_attack
     from bench.attacks import LABELS, AttackBudget, autoattack, autoattack_settings, make_attack
     from bench.checkpoint import load_model
     from bench.masking import CHECK_ATTACKS, check_attack
     from bench.precision import AtPrecision
 
-    job = Job(smk)
+    job = Job(settings, code, context)
     s = job.settings
-    model, method = method_instance(Path(smk.input.model).parent, s, job)
+    model, method = method_instance(Path(model_file).parent, s, job)
     info = dataset_info(s["dataset"])
     test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
     budget = AttackBudget(linf=parse_vicinity(s["linf"]).eps, num_classes=info.num_classes, seed=job.seed,
@@ -50,10 +58,10 @@ def run(smk, finish: bool = True) -> Callable[[], None]:
     np.random.seed(job.seed)  # Pixle and OnePixel (torchattacks) draw from numpy's global generator
     start = time.perf_counter()
     name, protocol = s["attack"], "paper"
-    if "source" in smk.input.keys():
-        source = AtPrecision(load_model(Path(smk.input.source).parent, job.device), job.precision).eval()
-        attack = make_attack("PGD", source, budget)
-        settings, protocol = {"linf": budget.linf, "crafted_on": smk.input.source}, "transfer"
+    if source is not None:
+        crafted_on = AtPrecision(load_model(Path(source).parent, job.device), job.precision).eval()
+        attack = make_attack("PGD", crafted_on, budget)
+        settings, protocol = {"linf": budget.linf, "crafted_on": source}, "transfer"
     elif name == "AutoAttack":
         attack = autoattack(model, budget, steps=s["autoattack_steps"], queries=s["square_queries"])
         settings = autoattack_settings(budget, s["autoattack_steps"], s["square_queries"])
@@ -71,7 +79,7 @@ def run(smk, finish: bool = True) -> Callable[[], None]:
         settings = {"linf": budget.linf, "l2": budget.l2, "gaussian_std": budget.gaussian_std,
                     **({"queries": budget.square_queries} if name == "Square" else {})}
     model.eval()
-    progress = Progress(smk.output.result, {"settings": s, "code": job.code}, {"method": method.generator},
+    progress = Progress(output, {"settings": s, "code": job.code}, {"method": method.generator},
                         job.device)
     done, correct, spent = progress.load()
     for batch, (images, labels) in enumerate(test.batches(s["batch_size"])):
@@ -84,7 +92,7 @@ def run(smk, finish: bool = True) -> Callable[[], None]:
                 "inputs": len(test), "correct_count": int(sum(correct)), "correct": [int(c) for c in correct],
                 "defence_success_rate": 100.0 * sum(correct) / len(test),
                 "inference": "vote" if method.vote else "argmax", "settings": settings,
-                "seconds": spent + time.perf_counter() - start}], smk.output.result, Path(smk.input.model).parent)
+                "seconds": spent + time.perf_counter() - start}], output, Path(model_file).parent)
     if finish:
         progress.done()
     return progress.done

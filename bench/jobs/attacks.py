@@ -10,9 +10,9 @@ a job that failed or was killed, and its rerun reads the finished attacks back f
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
-from bench.jobs.attack import run
+from bench.jobs.attack import attack_model
+from bench.jobs.common import Context
 
 __all__ = ["run_group"]
 
@@ -20,10 +20,9 @@ __all__ = ["run_group"]
 def run_group(smk) -> None:
     """Every attack of ``params.settings`` (attack name -> that attack's job settings) on one
     model, each written to its ``attacks/<name>.json`` output."""
-    outputs = {Path(p).stem: p for p in smk.output}
-    finish = [run(SimpleNamespace(input=smk.input, output=SimpleNamespace(result=outputs[name]), log=smk.log,
-                                  threads=smk.threads, resources=smk.resources, config=smk.config,
-                                  params=SimpleNamespace(settings=settings, code=smk.params.code)), finish=False)
+    outputs = {Path(p).stem: p for p in smk.output}  # attacks/<name>.json
+    context = Context.of(smk)
+    finish = [attack_model(smk.input.model, outputs[name], settings, smk.params.code, context, finish=False)
               for name, settings in smk.params.settings.items()]
     for remove_progress in finish:
         remove_progress()

@@ -7,22 +7,30 @@ import pandas as pd
 import torch
 
 from bench.data import load_split
-from bench.jobs.common import Job, evaluated_model
+from bench.jobs.common import Context, Job, evaluated_model
 from bench.streams import classifier
 from bench.vicinity import parse_vicinity
 
-__all__ = ["run"]
+__all__ = ["audit_model", "run"]
 
 
 def run(smk) -> None:
+    """The ``audit`` rule: :func:`audit_model` on its declared files."""
+    audit_model(smk.input.model, smk.input.certified, smk.output.result, smk.params.settings, smk.params.code,
+                Context.of(smk))
+
+
+def audit_model(model_file: str, certified: str, output: str, settings: dict, code: dict, context: Context) -> None:
+    """Audit the certificates of ``certified`` (a certify job's per-input CSV) of the model at
+    ``model_file`` with fresh samples; one row per (procedure, κ, vicinity) in ``output``."""
     from bench.audit import audit
 
-    job = Job(smk)
+    job = Job(settings, code, context)
     s = job.settings
     a = s["audit"]
-    model = evaluated_model(Path(smk.input.model).parent, job)
+    model = evaluated_model(Path(model_file).parent, job)
     test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
-    inputs = pd.read_csv(smk.input.certified)
+    inputs = pd.read_csv(certified)
     rows = []
     for (procedure, kappa, spec_name), group in inputs[inputs["outcome"].eq("certified")].groupby(
             ["procedure", "kappa", "vicinity"]):
@@ -36,4 +44,4 @@ def run(smk) -> None:
                      "certified": int(len(group)), "audited": int(len(chosen)), "wrong": int(frame["wrong"].sum()),
                      "min_rate": float(frame["rate"].min()) if len(frame) else None,
                      "samples": int(a["samples"]), "confidence": float(a["confidence"])})
-    job.write(rows, smk.output.result, Path(smk.input.model).parent)
+    job.write(rows, output, Path(model_file).parent)

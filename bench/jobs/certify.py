@@ -25,7 +25,6 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 
@@ -33,11 +32,12 @@ from bench.certify import CertifyConfig, certify_many, classifier, summarize
 from bench.checkpoint import load_model
 from bench.data import load_split
 from bench.io import write_csv
-from bench.jobs.common import Job, evaluated_model
+from bench.jobs.common import Context, Job, evaluated_model
 from bench.jobs.resume import Units
+from bench.method import get_method
 from bench.vicinity import parse_vicinity
 
-__all__ = ["run", "run_group", "stream_seed"]
+__all__ = ["certify_model", "run", "run_group", "stream_seed"]
 
 SETTING = ("vicinity", "kappa", "alpha", "procedure")
 
@@ -50,7 +50,8 @@ def stream_seed(seed: int, spec: str) -> int:
 def run(smk) -> None:
     """Every setting of one table for one model (outputs ``smk.output.summary`` and
     ``smk.output.inputs``)."""
-    _certify(smk, {smk.params.settings["table"]: (smk.params.settings, smk.output.summary, smk.output.inputs)})
+    certify_model(smk.input.model, {smk.params.settings["table"]: (smk.params.settings, smk.output.summary,
+                                                                    smk.output.inputs)}, smk.params.code, Context.of(smk))
 
 
 def run_group(smk) -> None:
@@ -58,33 +59,29 @@ def run_group(smk) -> None:
     each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs; then,
     with an ``audit.json`` output (:func:`bench.plan.grouped_audit`), the audit of the Table 1
     certificates just written, as the audit job would run it (``params.audit``: its settings)."""
-    outputs = {Path(p).name: p for p in smk.output}
-    after = None
+    outputs = {Path(p).name: p for p in smk.output}  # certify/<table>.json, certify/<table>_inputs.csv, audit.json
+    context, after = Context.of(smk), None
     if "audit.json" in outputs:
-        from bench.jobs import audit
+        from bench.jobs.audit import audit_model
 
-        after = lambda: audit.run(SimpleNamespace(  # noqa: E731
-            input=SimpleNamespace(model=smk.input.model, certified=outputs["table1_inputs.csv"]),
-            output=SimpleNamespace(result=outputs["audit.json"]), log=smk.log, threads=smk.threads,
-            resources=smk.resources, config=smk.config,
-            params=SimpleNamespace(settings=smk.params.audit, code=smk.params.code)))
-    _certify(smk, {t: (s, outputs[f"{t}.json"], outputs[f"{t}_inputs.csv"]) for t, s in smk.params.settings.items()},
-             after)
+        after = lambda: audit_model(smk.input.model, outputs["table1_inputs.csv"], outputs["audit.json"],  # noqa: E731
+                                    smk.params.audit, smk.params.code, context)
+    certify_model(smk.input.model, {t: (s, outputs[f"{t}.json"], outputs[f"{t}_inputs.csv"])
+                                    for t, s in smk.params.settings.items()}, smk.params.code, context, after)
 
 
-def _certify(smk, tables: dict[str, tuple[dict, str, str]], after: Callable[[], None] | None = None) -> None:
-    """Certify ``tables`` (table -> its settings, summary output, per-input output) of one model,
-    then run ``after`` (the grouped audit).
+def certify_model(model_file: str, tables: dict[str, tuple[dict, str, str]], code: dict, context: Context,
+                  after: Callable[[], None] | None = None) -> None:
+    """Certify ``tables`` (table -> its settings, summary output, per-input output) of the model
+    at ``model_file``, then run ``after`` (the grouped audit).
 
     The progress file sits beside the first table's summary and stays until ``after`` is done:
     Snakemake deletes all outputs of a job that failed or was killed, and its rerun reads the
     finished blocks back."""
-    jobs = {t: Job(SimpleNamespace(log=smk.log, threads=smk.threads, resources=smk.resources, config=smk.config,
-                                   params=SimpleNamespace(settings=settings, code=smk.params.code)))
-            for t, (settings, _, _) in tables.items()}
+    jobs = {t: Job(settings, code, context) for t, (settings, _, _) in tables.items()}
     job = next(iter(jobs.values()))
     s = job.settings
-    model = evaluated_model(Path(smk.input.model).parent, job)
+    model = evaluated_model(Path(model_file).parent, job)
     test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=s["test_per_class"]).to(job.device)
     # One run per vicinity over the settings of every table, each distinct setting once. Table
     # order is kept and the paper's procedure leads each table, so Table 1's paper settings
@@ -119,14 +116,14 @@ def _certify(smk, tables: dict[str, tuple[dict, str, str]], after: Callable[[], 
             frames.append(d["frame"].assign(**j.identity, **{k: g[k] for k in SETTING}))
         if j.settings["deterministic"]:
             if bare is None:  # sound bounds: IEEE fp32, no wrapper
-                bare = load_model(Path(smk.input.model).parent, j.device)
+                bare = load_model(Path(model_file).parent, j.device)
             row, frame = _deterministic(j, bare, test, j.settings["deterministic"])
             rows.append({**j.identity, "table": j.settings["table"], **row})
             if frame is not None:
                 frames.append(frame.assign(**j.identity, **{k: row[k] for k in SETTING}))
         _, summary, inputs = tables[t]
         write_csv(pd.concat(frames, ignore_index=True), inputs)
-        j.write(rows, summary, Path(smk.input.model).parent)
+        j.write(rows, summary, Path(model_file).parent)
     if after is not None:
         after()
     units.done()
@@ -157,13 +154,14 @@ def _block(units: Units, name: str, model, test, start: int, size: int, spec: st
 
 
 def _deterministic(job: Job, model, test, spec: str) -> tuple[dict, pd.DataFrame | None]:
-    """κ = 0 (Table 11's first column): certified only by sound IBP bounds, for IBP-trained
-    models (:func:`bench.native.bound_certify`); other methods get no value ("–")."""
+    """κ = 0 (Table 11's first column): certified only by sound IBP bounds, for the models of a
+    method whose native certificate is bounds (``Method.native_certificate``: IBP's;
+    :func:`bench.native.bound_certify`); other methods get no value ("–")."""
     from bench.native import bound_certify_inputs
 
     base = {"vicinity": "main", "spec": spec, "kappa": 0.0, "alpha": 0.0, "procedure": "ibp_bounds",
             "inputs": len(test), "precision": "fp32 (IEEE: sound bounds)"}
-    if job.settings["method"] != "ibp":
+    if get_method(job.settings["method"]).native_certificate != "bounds":
         return {**base, "standard_accuracy": None, "certified_robustness_rate": None,
                 "certified_robust_accuracy": None}, None
     start = time.perf_counter()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,16 @@ import torch
 
 from bench.data import dataset_info
 from bench.device import resolve_device
+from bench.external import register
 from bench.io import write_json
 from bench.memory import free_memory_budget, set_budget
 from bench.method import get_method, load_plugin
+from bench.paths import model_file
 from bench.precision import AtPrecision, Precision
 from bench.provenance import record
 from bench.vicinity import parse_vicinity
 
-__all__ = ["Job", "activation_budget", "evaluated_model", "identity", "method_instance"]
+__all__ = ["Context", "Job", "activation_budget", "evaluated_model", "identity", "method_instance"]
 
 
 def activation_budget(megabytes: int | str | None, device: torch.device) -> int | None:
@@ -42,35 +45,52 @@ def identity(s: dict) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a job runs under besides its settings and code: its log file, its threads, the
+    activation-memory budget its forwards chunk to (a resource: chunked results are identical)
+    and the config's plugins and external models (loaded, not settings: a table plugin changes
+    no result, and a plugin method's code is stamped in the job's ``code``)."""
+
+    log: str | None = None
+    threads: int = 1
+    activation_memory_mb: int | str | None = None
+    plugins: tuple[str, ...] = ()
+    models: tuple[dict, ...] = ()
+
+    @classmethod
+    def of(cls, smk) -> "Context":
+        """The context of a Snakemake job (its ``log``, ``threads``, ``resources``, ``config``)."""
+        return cls(log=smk.log[0] if smk.log else None, threads=int(smk.threads),
+                   activation_memory_mb=getattr(smk.resources, "activation_memory_mb", None),
+                   plugins=tuple(smk.config.get("plugins", [])), models=tuple(smk.config.get("models") or []))
+
+
 class Job:
-    """One Snakemake job: its settings (``params.settings``), code stamps (``params.code``),
+    """One job: its settings (the rule's ``params.settings``), code stamps (``params.code``),
     device, and the writer of its JSON output with the provenance block."""
 
-    def __init__(self, smk):
-        self.smk = smk
+    def __init__(self, settings: dict[str, Any], code: dict[str, str], context: Context):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-                            filename=smk.log[0] if smk.log else None, force=True)
-        torch.set_num_threads(max(1, int(smk.threads)))
-        self.settings: dict[str, Any] = dict(smk.params.settings)
-        self.code: dict[str, str] = dict(smk.params.code)
-        # The plugin list is no setting (a table plugin changes no result); a plugin method's
-        # code is stamped in params.code["method"], which is what reruns its jobs.
-        for plugin in smk.config.get("plugins", []):
+                            filename=context.log, force=True)
+        torch.set_num_threads(max(1, int(context.threads)))
+        self.settings: dict[str, Any] = dict(settings)
+        self.code: dict[str, str] = dict(code)
+        self.context = context
+        for plugin in context.plugins:
             load_plugin(plugin)
-        from bench.external import register
-
-        register(smk.config)  # external checkpoints are methods of their own name
+        register({"models": list(context.models)})  # external checkpoints are methods of their own name
         self.device = resolve_device(self.settings.get("device"), require_gpu=int(self.settings.get("gpus", 0)) > 0)
         self.seed = int(self.settings["seed"])
         self.precision = Precision.of(self.settings.get("precision"), self.settings.get("channels_last"))
-        budget = self.settings.get("activation_memory_mb", getattr(smk.resources, "activation_memory_mb", None))
+        budget = self.settings.get("activation_memory_mb", context.activation_memory_mb)
         set_budget(activation_budget(budget, self.device))
         self.identity = identity(self.settings)
 
     def provenance(self, model_dir: str | Path | None = None) -> dict:
         out = record(self.settings, self.code, self.device, self.seed)
         if model_dir is not None:  # the training behind an evaluated model (its own declared input)
-            meta = json.loads((Path(model_dir) / "model.json").read_text())
+            meta = json.loads(model_file(model_dir, "model").read_text())
             out["model_code"] = meta.get("provenance", {}).get("code", {}).get("engine")
             out["model_git_commit"] = meta.get("provenance", {}).get("git_commit")
         return out
@@ -94,7 +114,7 @@ def method_instance(run_dir: Path, s: dict, job: "Job") -> tuple[torch.nn.Module
     prediction, vote inputs)."""
     model = evaluated_model(run_dir, job)
     device = job.device
-    meta = json.loads((run_dir / "model.json").read_text())
+    meta = json.loads(model_file(run_dir, "model").read_text())
     method = get_method(s["method"])(meta["hparams"], dataset_info(s["dataset"]), parse_vicinity(meta["vicinity"]),
                                      torch.Generator(device=device).manual_seed(int(s["seed"])))
     return model, method

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.external import import_checkpoint
-from bench.jobs.common import Job
+from bench.jobs.common import Context, Job
 
 __all__ = ["run"]
 
 
 def run(smk) -> None:
-    job = Job(smk)
+    """The ``import_model`` rule: the checkpoint written where its model's files go."""
+    job = Job(smk.params.settings, smk.params.code, Context.of(smk))
     s = job.settings
     entry = {"name": s["method"], "dataset": s["dataset"], "arch": s["arch"], **s["external"]}
     import_checkpoint(entry, Path(smk.output.model).parent, s["hparams"], s["vicinity"], job.provenance())

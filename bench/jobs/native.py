@@ -7,19 +7,25 @@ from pathlib import Path
 
 from bench.checkpoint import load_model
 from bench.data import load_split
-from bench.jobs.common import Job, method_instance
+from bench.jobs.common import Context, Job, method_instance
 from bench.vicinity import parse_vicinity
 
-__all__ = ["run"]
+__all__ = ["native_certificates", "run"]
 
 
 def run(smk) -> None:
+    """The ``native`` rule: :func:`native_certificates` on its declared files."""
+    native_certificates(smk.input.model, smk.output.result, smk.params.settings, smk.params.code, Context.of(smk))
+
+
+def native_certificates(model_file: str, output: str, settings: dict, code: dict, context: Context) -> None:
+    """The native certificates of the model at ``model_file``, written to ``output``."""
     from bench.native import bound_certify, certified_accuracy, smoothing_certify
 
-    job = Job(smk)
+    job = Job(settings, code, context)
     s = job.settings
     n_cfg = s["native"]
-    model, method = method_instance(Path(smk.input.model).parent, s, job)
+    model, method = method_instance(Path(model_file).parent, s, job)
     test = load_split(s["dataset"], "test", s["data_root"], subset_per_class=n_cfg.get("test_per_class")).to(job.device)
     rows = []
     start = time.perf_counter()
@@ -34,7 +40,7 @@ def run(smk) -> None:
                          "settings": {"sigma": sigma, "n0": sm["n0"], "n": sm["n"], "alpha": sm["alpha"]}})
     elif method.native_certificate == "bounds":
         eps = parse_vicinity(s["linf"]).eps
-        bare = load_model(Path(smk.input.model).parent, job.device)  # sound bounds: IEEE fp32, no wrapper
+        bare = load_model(Path(model_file).parent, job.device)  # sound bounds: IEEE fp32, no wrapper
         for bound in n_cfg["bounds"]:
             metrics = bound_certify(bare, test.images, test.labels, eps, bound)
             rows.append({**job.identity, "certificate": f"{bound} bounds (auto_LiRPA), κ = 0", "norm": "Linf",
@@ -45,4 +51,4 @@ def run(smk) -> None:
         raise ValueError(f"method '{s['method']}' declares no native certificate")
     for r in rows:
         r["seconds"] = time.perf_counter() - start
-    job.write(rows, smk.output.result, Path(smk.input.model).parent)
+    job.write(rows, output, Path(model_file).parent)

@@ -6,14 +6,15 @@ from pathlib import Path
 
 from bench.certify import CertifyConfig, certify, classifier, summarize
 from bench.data import load_split
-from bench.jobs.common import Job, evaluated_model
+from bench.jobs.common import Context, Job, evaluated_model
 from bench.vicinity import parse_vicinity
 
 __all__ = ["run"]
 
 
 def run(smk) -> None:
-    job = Job(smk)
+    """The ``validation`` rule (``arch: sweep``)."""
+    job = Job(smk.params.settings, smk.params.code, Context.of(smk))
     s = job.settings
     model = evaluated_model(Path(smk.input.model).parent, job)
     val = load_split(s["dataset"], "val", s["data_root"], subset_per_class=s["val_per_class"]).to(job.device)

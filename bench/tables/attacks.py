@@ -12,6 +12,10 @@ import json
 import numpy as np
 import pandas as pd
 
+from bench.method import get_method
+from bench.paper import paper_table
+from bench.paths import ModelRun
+from bench.runs import attack_names, runs
 from bench.tables.base import MODEL_KEYS, SOURCE_KEYS, Table, read_rows, register_table
 
 __all__ = ["AdaptiveAutoAttack", "AdaptiveAttacks", "AttackTable", "Table3", "Table9", "attack_outcomes"]
@@ -33,14 +37,10 @@ class AttackTable(Table):
         raise NotImplementedError
 
     def models(self, config, arch_of):
-        from bench.plan import runs
-
         return runs(config, arch_of)
 
     def inputs(self, config, arch_of=None):
-        from bench.plan import result_dir
-
-        return [f"{result_dir(config, r)}/attacks/{a}.json" for r in self.models(config, arch_of)
+        return [ModelRun.of(config, r).output("attack", a) for r in self.models(config, arch_of)
                 for a in self.attack_names(config)]
 
     def build(self, paths, config):
@@ -77,13 +77,9 @@ class Table9(AttackTable):
     rows, columns = ["attack"], ["method"]
 
     def attack_names(self, config):
-        from bench.plan import attack_names
-
         return attack_names(config)
 
     def build(self, paths, config):
-        from bench.paper import paper_table
-
         df = super().build(paths, config)
         lookup = {(r["attack"], r["method"]): r["defence_success_rate"] for r in paper_table(9).to_dict("records")}
         df["paper_dataset"] = "cifar10"  # the paper reports Table 9 on CIFAR-10 only
@@ -95,9 +91,6 @@ class _Adaptive(AttackTable):
     config_key = "adaptive"
 
     def models(self, config, arch_of):
-        from bench.method import get_method
-        from bench.plan import runs
-
         return [r for r in runs(config, arch_of) if get_method(r["method"]).vote]
 
 

@@ -15,20 +15,21 @@ best per column and McNemar's paired test against it (``best``, ``vs_best``, ``v
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from bench.metrics import per_input
 from bench.paper import paper_table
+from bench.paths import ModelRun, file_kind, output_kind
+from bench.runs import ArchOf, runs
 from bench.stats import compare_to_best, rate_columns
 
 __all__ = ["ArchOf", "CertificationTable", "TABLES", "Table", "enabled_tables", "get_table", "read_rows",
            "register_table"]
 
-ArchOf = Callable[[str, str, int], str]
 TABLES: dict[str, type["Table"]] = {}
 #: the keys of a model's identity in every row
 MODEL_KEYS = ["method", "dataset", "arch", "seed"]
@@ -59,18 +60,6 @@ def enabled_tables(config: dict) -> list["Table"]:
     return [cls() for cls in sorted(TABLES.values(), key=lambda c: c.order) if cls().enabled(config)]
 
 
-def job_kind(path: str) -> str:
-    """The kind of job that wrote a result file, from its path (``results/<run>/<model>/...``)."""
-    p = Path(path)
-    if p.parent.name == "attacks":
-        return "attack"
-    if p.name == "validation.json":
-        return "validation"
-    if p.parent.name == "certify":
-        return "certify"
-    return {"model.json": "train", "audit.json": "audit", "native.json": "native"}.get(p.name, p.stem)
-
-
 def read_rows(paths: list[str]) -> list[dict]:
     """The result rows of job outputs (``{"rows": [...], "provenance": {...}}``), each row with
     the kind of job that wrote it (``job``), that job's code stamp and commit (``code``,
@@ -79,7 +68,7 @@ def read_rows(paths: list[str]) -> list[dict]:
     for p in paths:
         data = json.loads(Path(p).read_text())
         prov = data.get("provenance", {})
-        stamp = {"job": job_kind(p), "code": prov.get("code", {}).get("engine"), "git_commit": prov.get("git_commit")}
+        stamp = {"job": output_kind(p), "code": prov.get("code", {}).get("engine"), "git_commit": prov.get("git_commit")}
         if "model_code" in prov:
             stamp["model_code"] = prov["model_code"]
         rows += [{**r, **stamp} for r in data["rows"]]
@@ -171,17 +160,16 @@ class CertificationTable(Table):
                 "procedure": procedure}
 
     def inputs(self, config, arch_of=None):
-        from bench.plan import result_dir, runs
-
         out = []
         for r in runs(config, arch_of):
-            out += [f"{result_dir(config, r)}/certify/{self.key}.json", f"{result_dir(config, r)}/certify/{self.key}_inputs.csv"]
+            model = ModelRun.of(config, r)
+            out += [model.output("certify", self.key), model.output("certify_inputs", self.key)]
         return out
 
     def build(self, paths, config):
-        rows = read_rows([p for p in paths if p.endswith(".json")])
-        outcomes = certification_outcomes([p for p in paths if p.endswith("_inputs.csv")], self.metrics,
-                                          self.setting_keys)
+        inputs_files = [p for p in paths if file_kind(p) == "certify_inputs"]
+        rows = read_rows([p for p in paths if p not in inputs_files])
+        outcomes = certification_outcomes(inputs_files, self.metrics, self.setting_keys)
         df = pd.DataFrame(rows)
         df["confidence"] = (1 - df["alpha"]).round(6)
         keys = [*MODEL_KEYS, *SOURCE_KEYS, *self.setting_keys, "procedure", "inputs", "precision", "job", "code",
@@ -201,14 +189,6 @@ def outcome_key(row: dict, setting_keys: list[str]) -> tuple:
     return (*[row[k] for k in MODEL_KEYS], *[str(row[k]) for k in setting_keys], row["procedure"], row["metric"])
 
 
-#: per-input booleans of each certification metric (Table 8's definitions)
-PER_INPUT = {
-    "standard_accuracy": lambda f: f["clean_prediction"].eq(f["label"]),
-    "certified_robustness_rate": lambda f: f["outcome"].eq("certified"),
-    "certified_robust_accuracy": lambda f: f["outcome"].eq("certified") & f["prediction"].eq(f["label"]),
-}
-
-
 def certification_outcomes(paths: list[str], metrics: list[str], setting_keys: list[str]) -> dict[tuple, np.ndarray]:
     """Per-input outcomes from the certify jobs' ``_inputs.csv`` files, keyed by :func:`outcome_key`
     with the table's ``setting_keys`` (``vicinity``, ``kappa`` or ``confidence``)."""
@@ -221,6 +201,7 @@ def certification_outcomes(paths: list[str], metrics: list[str], setting_keys: l
                 ["vicinity", "kappa", "confidence", "procedure"], sort=False):
             group = group.sort_values("input")
             row = {**ident, "vicinity": vicinity, "kappa": kappa, "confidence": confidence, "procedure": procedure}
+            flags = per_input(group)
             for metric in metrics:
-                out[outcome_key({**row, "metric": metric}, setting_keys)] = PER_INPUT[metric](group).to_numpy()
+                out[outcome_key({**row, "metric": metric}, setting_keys)] = flags[metric].to_numpy()
     return out

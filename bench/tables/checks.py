@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.paths import ModelRun
+from bench.runs import methods, runs
 from bench.stats import rate_columns
 from bench.tables.attacks import attack_outcomes
 from bench.tables.base import MODEL_KEYS, Table, read_rows, register_table
@@ -18,9 +20,7 @@ class CertificateAudit(Table):
     compare = False
 
     def inputs(self, config, arch_of=None):
-        from bench.plan import result_dir, runs
-
-        return [f"{result_dir(config, r)}/audit.json" for r in runs(config, arch_of)]
+        return [ModelRun.of(config, r).output("audit") for r in runs(config, arch_of)]
 
     def build(self, paths, config):
         df = pd.DataFrame(read_rows(paths))
@@ -40,13 +40,12 @@ class Masking(Table):
 
     def inputs(self, config, arch_of=None):
         from bench.masking import NEEDED, TRANSFER_ATTACK, TRANSFER_SOURCE
-        from bench.plan import methods, result_dir, runs
 
         out = []
         for r in runs(config, arch_of):
             # the transfer is crafted on erm's model: none for erm itself, none without erm
             no_transfer = r["method"] == TRANSFER_SOURCE or TRANSFER_SOURCE not in methods(config)
-            out += [f"{result_dir(config, r)}/attacks/{a}.json" for a in NEEDED
+            out += [ModelRun.of(config, r).output("attack", a) for a in NEEDED
                     if not (a == TRANSFER_ATTACK and no_transfer)]
         return out
 

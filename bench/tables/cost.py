@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.paths import ModelRun, output_kind
+from bench.runs import runs
 from bench.tables.base import MODEL_KEYS, Table, read_rows, register_table
 
 __all__ = ["Table4"]
@@ -20,12 +22,11 @@ class Table4(Table):
     compare, rate = False, False
 
     def inputs(self, config, arch_of=None):
-        from bench.plan import result_dir, runs
-
-        return [f"{result_dir(config, r)}/{f}" for r in runs(config, arch_of) for f in ("model.json", "certify/table1.json")]
+        return [ModelRun.of(config, r).output(*o) for r in runs(config, arch_of)
+                for o in (("model",), ("certify", "table1"))]
 
     def build(self, paths, config):
-        models = [json.loads(Path(p).read_text()) for p in paths if p.endswith("model.json")]
+        models = [json.loads(Path(p).read_text()) for p in paths if output_kind(p) == "train"]
         train = [{**{k: m["spec"][k] for k in MODEL_KEYS}, "metric": "train_seconds",
                   "value": m["metrics"]["train_seconds"], "epochs": m["epochs"], "device": m["device"], "job": "train",
                   "code": m.get("provenance", {}).get("code", {}).get("engine"),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bench.method import get_method
+from bench.paths import ModelRun
+from bench.runs import runs
 from bench.tables.base import Table, read_rows, register_table
 
 __all__ = ["NativeCertificates"]
@@ -17,11 +20,8 @@ class NativeCertificates(Table):
     compare = False
 
     def inputs(self, config, arch_of=None):
-        from bench.method import get_method
-        from bench.plan import result_dir, runs
-
-        return [f"{result_dir(config, r)}/{f}" for r in runs(config, arch_of) if get_method(r["method"]).native_certificate
-                for f in ("native.json", "certify/table1.json")]
+        return [ModelRun.of(config, r).output(*o) for r in runs(config, arch_of)
+                if get_method(r["method"]).native_certificate for o in (("native",), ("certify", "table1"))]
 
     def build(self, paths, config):
         rows = read_rows(paths)

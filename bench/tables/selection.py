@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.paths import ModelRun, selection_file
+from bench.runs import ablation_runs, methods
 from bench.tables.base import Table, read_rows, register_table
 
 __all__ = ["Ablation", "ArchSelection"]
@@ -20,10 +22,8 @@ class Ablation(Table):
     compare = False
 
     def inputs(self, config, arch_of=None):
-        from bench.plan import ablation_runs, result_dir
-
-        return [f"{result_dir(config, r)}/{f}" for r in ablation_runs(config)
-                for f in ("certify/table1.json", "attacks/AutoAttack.json")]
+        return [ModelRun.of(config, r).output(*o) for r in ablation_runs(config)
+                for o in (("certify", "table1"), ("attack", "AutoAttack"))]
 
     def build(self, paths, config):
         out = []
@@ -52,10 +52,8 @@ class ArchSelection(Table):
         return config.get("arch") == "sweep"
 
     def inputs(self, config, arch_of=None):
-        from bench.plan import methods, selection_file
-
         # the checkpoints' own outputs: listed without reading them
-        return [selection_file(config, d, m, s) for d in config["datasets"] for m in methods(config)
+        return [selection_file(config["run"], d, m, s) for d in config["datasets"] for m in methods(config)
                 for s in config["seeds"]]
 
     def build(self, paths, config):
