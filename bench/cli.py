@@ -8,7 +8,8 @@
   jobs run (download through torchvision, needs network; copy Fashion-MNIST from the Debian
   package; write the decoded cache), every dataset the config names under its ``data.root``.
 - ``run [SNAKEMAKE ARGS]``: the DAG (``snakemake --rerun-incomplete``), after clearing the lock
-  a killed run left behind (a power cut, ``kill -9``) when no Snakemake process still uses it.
+  a killed ``bench run`` of this host left behind (a power cut, ``kill -9``) when no process of
+  it still runs, and moving corrupt result files aside so that their jobs rerun.
 """
 from __future__ import annotations
 
@@ -171,23 +172,73 @@ def _live_snakemake(workdir: Path) -> list[int]:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    """Run the DAG; a lock whose owner is gone (killed run) is cleared first, and the jobs it
-    left incomplete rerun (Snakemake's ``--rerun-incomplete``); a local run's Snakemake starts
-    without probing SLURM (:func:`snakemake_env`)."""
+    """Run the DAG (``snakemake --rerun-incomplete``), recovering from a killed run.
+
+    Before Snakemake starts: a lock left by a killed ``bench run`` of this host whose process is
+    gone is cleared (:mod:`bench.run_owner`; a lock of a live run, of another host's run or of a
+    plain ``snakemake`` is refused, with how to clear it by hand); corrupt result files of the
+    config are moved aside so that their jobs rerun (:mod:`bench.integrity`); this run's owner
+    record is written, and removed when Snakemake ends. A local run's Snakemake starts without
+    probing SLURM (:func:`snakemake_env`)."""
     import subprocess
     import sys
 
+    from bench.integrity import option_values, quarantine_corrupt, results_folder, snakemake_workdir
+    from bench.run_owner import lock_refusal, record_owner, release_owner
+
     snakemake = [sys.executable, "-m", "snakemake", *args.snakemake_args]
     env = snakemake_env(args.snakemake_args, os.environ)
-    locks = Path(".snakemake/locks")
+    workdir = Path(".")
+    locks = workdir / ".snakemake" / "locks"
     if locks.is_dir() and any(locks.iterdir()):
         live = _live_snakemake(Path.cwd())
         if live:
             raise SystemExit(f"another Snakemake run (pid {', '.join(map(str, live))}) is working in this directory; "
                              "wait for it to finish or stop it")
-        log.warning("clearing a stale lock left by a killed run (no Snakemake process holds it)")
+        refusal = lock_refusal(workdir)
+        if refusal:
+            raise SystemExit(f"bench run: {refusal}")
+        log.warning("clearing a stale lock left by a killed run of this host (no Snakemake process holds it)")
         subprocess.run([*snakemake, "--unlock"], check=True, capture_output=True, env=env)
-    raise SystemExit(subprocess.run([*snakemake, "--rerun-incomplete"], env=env).returncode)
+    folder = results_folder(args.snakemake_args, workdir)
+    forced = _rerun_moved(quarantine_corrupt(folder), snakemake, env, snakemake_workdir(args.snakemake_args, workdir)) \
+        if folder is not None else []
+    if forced:  # the user's own --forcerun values too: a second --forcerun replaces the first
+        forced = ["--forcerun", *option_values(args.snakemake_args, ("--forcerun", "-R")), *forced]
+    owner = record_owner(workdir)
+    try:
+        code = subprocess.run([*snakemake, *forced, "--rerun-incomplete"], env=env).returncode
+    finally:
+        release_owner(workdir, owner)
+    raise SystemExit(code)
+
+
+def _rerun_moved(moved: list[Path], snakemake: list[str], env: Mapping[str, str], base: Path) -> list[str]:
+    """Those of the result files ``moved`` aside (:func:`bench.integrity.quarantine_corrupt`)
+    that are outputs of the DAG of the ``snakemake`` command, as paths for ``--forcerun``.
+
+    Why: Snakemake does not rerun a job whose output is missing when what was built from it is
+    present; forced, the job reruns and so does everything downstream. Only the DAG's files,
+    read from ``snakemake --summary``: a file of a table the config no longer builds has no rule
+    (``--forcerun`` would stop Snakemake), and one the run does not need stays unbuilt.
+    """
+    import subprocess
+
+    from bench.integrity import NOT_OUTPUTS
+
+    if not moved:
+        return []
+    wanted = {os.path.normpath(os.path.relpath(p, base)): p for p in moved if not any(p.match(n) for n in NOT_OUTPUTS)}
+    summary = subprocess.run([*snakemake, "--summary", "--rerun-incomplete"], capture_output=True, text=True, env=env)
+    if summary.returncode != 0:
+        log.warning("could not list the DAG's files (snakemake --summary failed): the %d file(s) moved aside are "
+                    "recomputed only where a job that needs them runs", len(moved))
+        return []
+    in_dag = {os.path.normpath(line.split("\t", 1)[0]) for line in summary.stdout.splitlines()[1:] if line.strip()}
+    forced = sorted(f for f in wanted if f in in_dag)
+    log.warning("%d corrupt result file(s) moved aside; %d of them this run needs, forced to rerun: %s",
+                len(moved), len(forced), ", ".join(forced) or "none")
+    return forced
 
 
 #: the options that send jobs to an executor other than the local one (a cluster's, say)

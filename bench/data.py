@@ -1,7 +1,9 @@
 """Datasets as in-memory tensors: MNIST, Fashion-MNIST, SVHN, CIFAR-10 and CIFAR-100.
 
-Every dataset is read through torchvision's own dataset class (its on-disk format, its parser)
-and held as one float tensor of images in [0, 1], N×C×H×W, with no normalisation baked in:
+Every dataset is read through torchvision's own dataset class (its on-disk format, its parser;
+for CIFAR its files and checks, with the pickled batches read by the restricted unpickler of
+:mod:`bench.safe_pickle`, never by ``pickle.load``) and held as one float tensor of images in
+[0, 1], N×C×H×W, with no normalisation baked in:
 each model carries its own normalisation layer (:mod:`bench.models`), so every eps in this
 project is in pixel units of [0, 1] images.
 
@@ -210,6 +212,55 @@ def _without_checksums(cls: type) -> type:
     return type(cls.__name__ + "Unverified", (cls,), attrs)
 
 
+class _RestrictedCIFAR:
+    """Mixin over torchvision's ``CIFAR10``/``CIFAR100``: the same files, checks and layout, but
+    every batch and the meta file are read by :func:`bench.safe_pickle.load_restricted`.
+
+    torchvision reads them with a plain ``pickle.load``, which runs any callable a crafted file
+    names; the checksums would stop such a file, but synthetic and test roots skip them. So the
+    restricted reader is used whether checksums are verified or not.
+    """
+
+    def __init__(self, root: str, train: bool = True, download: bool = False) -> None:
+        from torchvision.datasets.vision import VisionDataset
+
+        VisionDataset.__init__(self, root)  # not CIFAR10.__init__: that one unpickles with pickle.load
+        self.train = train
+        if download:
+            self.download()
+        if not self._check_integrity():  # a RuntimeError, as torchvision's: "missing" to _read_raw
+            raise RuntimeError("Dataset not found or corrupted. You can use download=True to download it")
+        data, targets = [], []
+        for file_name, _ in self.train_list if train else self.test_list:
+            entry = self._read(file_name, "data")
+            data.append(np.asarray(entry["data"], dtype=np.uint8))
+            targets.extend(int(t) for t in entry["labels" if "labels" in entry else "fine_labels"])
+        self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC, as torchvision
+        self.targets = targets
+        self._load_meta()
+
+    def _read(self, file_name: str, key: str) -> dict:
+        """One pickled dict of the dataset's folder, which must hold ``key``."""
+        from bench.safe_pickle import load_restricted
+
+        path = Path(self.root) / self.base_folder / file_name
+        entry = load_restricted(path)
+        if not isinstance(entry, dict) or key not in entry or (
+                key == "data" and "labels" not in entry and "fine_labels" not in entry):
+            raise ValueError(f"{path} is not a CIFAR batch of the python format (a dict with '{key}'"
+                             f"{' and labels' if key == 'data' else ''}); delete it and stage the dataset again")
+        return entry
+
+    def _load_meta(self) -> None:
+        from torchvision.datasets.utils import check_integrity
+
+        path = Path(self.root) / self.base_folder / self.meta["filename"]
+        if not check_integrity(str(path), self.meta["md5"]):
+            raise RuntimeError("Dataset metadata file not found or corrupted. You can use download=True to download it")
+        self.classes = self._read(self.meta["filename"], self.meta["key"])[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+
 _TV_CLASSES = {
     "mnist": "MNIST",
     "fashion_mnist": "FashionMNIST",
@@ -254,6 +305,8 @@ def _tv_dataset(name: str, root: Path, train: bool, download: bool, verify: bool
     from torchvision import datasets as tvd  # imported here: jobs that hit the cache skip it
 
     cls = getattr(tvd, _TV_CLASSES[name])
+    if name in ("cifar10", "cifar100"):  # never torchvision's plain pickle.load (bench.safe_pickle)
+        cls = type(cls.__name__ + "Restricted", (_RestrictedCIFAR, cls), {})
     if not verify:
         cls = _without_checksums(cls)
     if name == "svhn":

@@ -13,12 +13,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 import torch
 
-__all__ = ["lease_gpu", "resolve_device"]
+__all__ = ["UnsafeLockDir", "lease_gpu", "resolve_device"]
 
 log = logging.getLogger(__name__)
 _LEASES: list = []  # open lock files: a lease lasts as long as the job's process
@@ -69,10 +70,57 @@ def _uuid(index: int) -> str:
     return str(uuid) if uuid is not None else f"index{index}"
 
 
+class UnsafeLockDir(RuntimeError):
+    """The GPU lock folder is not private to this user: another user could plant links in it."""
+
+
+def _private_dir(folder: Path) -> int:
+    """A descriptor of ``folder``, created with mode 0o700 if missing, after checking that it is
+    a real folder (not a symlink) owned by this user and writable by no one else.
+
+    Why: the default folder has a predictable name under the shared temporary directory; another
+    user who creates it first (or a link by that name) could redirect the lock files' opens.
+    Lock files are then opened relative to this descriptor, so the folder checked is the one used.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:  # ELOOP: a symlink; ENOTDIR: a file
+        raise UnsafeLockDir(f"GPU lock folder {folder} is not a plain folder ({err.strerror}): refusing to use it; "
+                            "remove it, or set $BENCH_GPU_LOCKS to a private folder") from None
+    info = os.fstat(fd)
+    problem = None
+    if info.st_uid != os.getuid():
+        problem = f"owned by uid {info.st_uid}, not this user ({os.getuid()})"
+    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"writable by group or others (mode {stat.S_IMODE(info.st_mode):o})"
+    if problem:
+        os.close(fd)
+        raise UnsafeLockDir(f"GPU lock folder {folder} is {problem}: refusing to use it (another user could plant "
+                            "links in it); remove it, or set $BENCH_GPU_LOCKS to a private folder")
+    return fd
+
+
+def _open_lock(folder_fd: int, folder: Path, name: str):
+    """The lock file ``name`` in the checked folder, opened without following a symlink and
+    without truncating (a flock needs no content), as a binary file object."""
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder_fd)
+    except OSError as err:
+        raise UnsafeLockDir(f"cannot open GPU lock file {folder / name} ({err.strerror}; a symlink is refused): "
+                            "remove it") from None
+    return os.fdopen(fd, "rb+", buffering=0)
+
+
 def lease_gpu(gpus: list[str], lock_dir: str | Path | None = None) -> int:
     """The index in ``gpus`` (GPU identifiers) of a GPU no other job holds, leased until this
     process ends (an exclusive ``flock`` on ``<lock_dir>/gpu-<id>.lock``; ``lock_dir`` defaults
-    to ``$BENCH_GPU_LOCKS`` or a per-user folder under the temporary directory).
+    to ``$BENCH_GPU_LOCKS`` or a per-user folder under the temporary directory, which must be
+    private to this user: :func:`_private_dir`).
 
     With every GPU leased (more GPU jobs than GPUs: run Snakemake with ``--resources gpu=G``,
     G the number of GPUs), it waits for the GPU ``pid % len(gpus)``, logged, rather than
@@ -80,21 +128,24 @@ def lease_gpu(gpus: list[str], lock_dir: str | Path | None = None) -> int:
     """
     folder = Path(lock_dir or os.environ.get("BENCH_GPU_LOCKS")
                   or Path(tempfile.gettempdir()) / f"bench-gpu-locks-{os.getuid()}")
-    folder.mkdir(parents=True, exist_ok=True)
-    for index, gpu in enumerate(gpus):
-        handle = open(folder / f"gpu-{gpu}.lock", "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
+    folder_fd = _private_dir(folder)
+    try:
+        for index, gpu in enumerate(gpus):
+            handle = _open_lock(folder_fd, folder, f"gpu-{gpu}.lock")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _LEASES.append(handle)
+            log.info("leased GPU %d (%s) of %d", index, gpu, len(gpus))
+            return index
+        index = os.getpid() % len(gpus)
+        log.warning("all %d GPUs are leased by other jobs (run Snakemake with --resources gpu=%d): waiting for GPU %d",
+                    len(gpus), len(gpus), index)
+        handle = _open_lock(folder_fd, folder, f"gpu-{gpus[index]}.lock")
+        fcntl.flock(handle, fcntl.LOCK_EX)
         _LEASES.append(handle)
-        log.info("leased GPU %d (%s) of %d", index, gpu, len(gpus))
         return index
-    index = os.getpid() % len(gpus)
-    log.warning("all %d GPUs are leased by other jobs (run Snakemake with --resources gpu=%d): waiting for GPU %d",
-                len(gpus), len(gpus), index)
-    handle = open(folder / f"gpu-{gpus[index]}.lock", "w")
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    _LEASES.append(handle)
-    return index
+    finally:
+        os.close(folder_fd)

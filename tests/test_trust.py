@@ -166,15 +166,18 @@ def test_code_stamp_covers_what_a_job_runs_and_changes_with_it(tmp_path, monkeyp
 
 
 def test_a_hard_killed_dag_resumes_to_the_same_tables(tmp_path):
-    """kill -9 of the whole DAG mid-way (a power cut), then `python -m bench run`: it clears the
-    stale lock, reruns the incomplete jobs and ends with the tables of an uninterrupted run."""
+    """kill -9 of a `python -m bench run` DAG mid-way (a power cut), then `python -m bench run`
+    again: the lock's owner record names this host and a dead process, so it clears the stale
+    lock, reruns the incomplete jobs and ends with the tables of an uninterrupted run."""
     config = small_config(tmp_path / "k.yaml", run="k")
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     clean.mkdir()
     killed.mkdir()
     run(config, clean)
-    proc = subprocess.Popen([*SNAKEMAKE, *TARGETS, "--cores", "2", "--configfile", str(config)], cwd=killed,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    bench_run = [sys.executable, "-m", "bench", "run", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2",
+                 *TARGETS, "--configfile", str(config)]
+    proc = subprocess.Popen(bench_run, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     models = killed / "results" / "k" / "fashion_mnist"
     deadline = time.time() + 300
     while time.time() < deadline and not list(models.glob("*/*/seed0/model.json")):
@@ -182,12 +185,11 @@ def test_a_hard_killed_dag_resumes_to_the_same_tables(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert list((killed / ".snakemake" / "locks").glob("*")), "the kill should leave Snakemake's lock behind"
+    assert (killed / ".snakemake" / "bench-run-owner.json").is_file(), "and bench run's owner record"
     plain = snakemake(*TARGETS, "--cores", "2", "--configfile", str(config), cwd=killed)
     said = (plain.stdout + plain.stderr).lower()
     assert plain.returncode != 0 and ("lock" in said or "incomplete" in said)  # a plain rerun stops
-    resumed = subprocess.run([sys.executable, "-m", "bench", "run", "--snakefile", str(ROOT / "Snakefile"),
-                              "--cores", "2", *TARGETS, "--configfile", str(config)],
-                             cwd=killed, capture_output=True, text=True, timeout=900)
+    resumed = subprocess.run(bench_run, cwd=killed, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "stale lock" in resumed.stdout + resumed.stderr
     for table in ("table1", "table12"):

@@ -14,13 +14,12 @@ best per column and McNemar's paired test against it (``best``, ``vs_best``, ``v
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from bench.io import read_inputs_csv, read_result
 from bench.metrics import per_input
 from bench.paper import paper_table
 from bench.paths import ModelRun, file_kind, output_kind
@@ -66,7 +65,7 @@ def read_rows(paths: list[str]) -> list[dict]:
     ``git_commit``) and the code stamp of the training behind the model (``model_code``)."""
     rows = []
     for p in paths:
-        data = json.loads(Path(p).read_text())
+        data = read_result(p)  # a corrupt file is named, with how to recompute it
         prov = data.get("provenance", {})
         stamp = {"job": output_kind(p), "code": prov.get("code", {}).get("engine"), "git_commit": prov.get("git_commit")}
         if "model_code" in prov:
@@ -194,7 +193,7 @@ def certification_outcomes(paths: list[str], metrics: list[str], setting_keys: l
     with the table's ``setting_keys`` (``vicinity``, ``kappa`` or ``confidence``)."""
     out = {}
     for p in paths:
-        frame = pd.read_csv(p)
+        frame = read_inputs_csv(p, ("input", "alpha", "vicinity", "kappa", "procedure"))
         frame["confidence"] = (1 - frame["alpha"]).round(6)
         ident = {k: frame[k].iloc[0] for k in MODEL_KEYS} if len(frame) else {}
         for (vicinity, kappa, confidence, procedure), group in frame.groupby(
