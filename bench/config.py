@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -374,6 +375,24 @@ def _check_native(config: dict, run: list[str]) -> list[str]:
             f"α = {alpha:g}; allowed: n >= {needed}"]
 
 
+#: run names whose folders other things own: reports/bench (the benchmarks' CSVs), reports/demo
+#: (``bench demo``), and the layout's own folder names (bench.paths)
+RESERVED_RUNS = ("bench", "demo", "ablation", "benchmarks", "logs")
+
+
+def _check_run(config: dict) -> list[str]:
+    """The run name is one plain path component of its own. The schema's pattern is searched
+    with Python's ``re``, whose ``$`` also matches before a final newline: checked whole here."""
+    run = str(config["run"])
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", run):
+        return [f"run: {run!r}: a run name is letters, digits, '_', '.' and '-', starting with a letter or digit "
+                "(it names the folders results/<run>/ and reports/<run>/)"]
+    if run in RESERVED_RUNS:
+        return [f"run: {run!r}: reserved (reports/{run}/ or results/<run>/{run}/ belongs to something else); "
+                f"not one of {', '.join(RESERVED_RUNS)}"]
+    return []
+
+
 def _check_lists(config: dict) -> list[str]:
     """No list repeats a value (runs and rows would double); paper_reference names configured datasets."""
     c = config["certify"]
@@ -435,7 +454,7 @@ def check_config(config: dict) -> None:
     dotted path, such as ``hparams.ours.n_sample``), its value and what is allowed. Emits a
     :class:`ConfigWarning` for each dataset the jobs will have to download.
     """
-    problems = _check_plugins(config)
+    problems = _check_run(config) + _check_plugins(config)
     method_problems, run = _run_methods(config)
     problems += method_problems
     infos = [dataset_info(d) for d in dict.fromkeys(config["datasets"])]

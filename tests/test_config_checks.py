@@ -129,6 +129,10 @@ BAD = {
     "paper reference of another dataset": ("smoke", lambda c: c["paper_reference"].update(svhn="mnist"),
                                            r"^paper_reference\.svhn: 'mnist' is for a dataset that is not configured; "
                                            r"allowed: fashion_mnist$"),
+    "run name with a trailing newline": ("smoke", lambda c: c.update(run="smoke\n"),
+                                         r"^run: 'smoke\\n': a run name is letters, digits"),
+    "run name another tool owns": ("smoke", lambda c: c.update(run="demo"),
+                                   r"^run: 'demo': reserved \(reports/demo/"),
     "CERTIFY cannot certify": ("smoke", lambda c: c["native"]["smoothing"].update(n=5),
                                r"^native\.smoothing\.n: 5 is below the 10 samples that CERTIFY needs to certify "
                                r"anything at α = 0\.001; allowed: n >= 10$"),
