@@ -231,7 +231,9 @@ def _summary_html(frames: dict[str, pd.DataFrame]) -> str:
         if df is None or df.empty or "vs_best" not in df:
             continue
         # a column of the paper's layout, per seed: vs_best compares methods within one seed
-        group_keys = [k for k in ("dataset", "seed", "vicinity", "procedure", "protocol", "metric") if k in df]
+        # and only under one inference rule (argmax or vote) and attack target (protocol)
+        group_keys = [k for k in ("dataset", "seed", "vicinity", "procedure", "protocol", "inference", "metric")
+                      if k in df]
         ordered = df[df["metric"].isin(metrics)].assign(_order=lambda d: d["metric"].map(metrics.index))
         for group, g in ordered.sort_values("_order", kind="stable").groupby(group_keys, sort=False):
             g = g.dropna(subset=["value"])
@@ -260,7 +262,7 @@ def _summary_html(frames: dict[str, pd.DataFrame]) -> str:
         return ""
     return ("<h2>Summary: the best method per headline column</h2><table><thead><tr><th>column</th><th>dataset</th>"
             "<th>best</th><th>value [95 % CI]</th><th>not significantly below the best</th>"
-            "<th>margin to the next best (points, McNemar p)</th></tr></thead><tbody>" + "".join(rows)
+            "<th>margin to the best method significantly below (points, McNemar p)</th></tr></thead><tbody>" + "".join(rows)
             + "</tbody></table><p class='note'>When most methods are not significantly below the best, this run "
             "cannot tell them apart: certify and attack more test inputs for narrower intervals.</p>")
 

@@ -8,19 +8,29 @@ round by round so that machine noise falls on all of them alike. Writes
 
 - ``seconds_per_batch`` (median over rounds) and ``ratio_to_erm``, beside ``paper_ratio_to_erm``
   from Table 4 (training seconds over ERM's);
-- ``images_per_batch``: images forwarded per batch by the method's loss (n vicinity samples and
-  the clean input for ``ours``);
+- ``images_per_batch``: images forwarded per batch by the method's loss (n vicinity samples, and
+  the clean input for ``ours`` and ``prl``);
 - ``bare_seconds_per_batch``: forward, cross-entropy, backward and optimiser step of the same
   number of images already in memory (no sampling), and ``data_path_overhead``, the method's
   time over it (for the methods without an attack or bounds);
-- ``ours_bound``: for ``ours``, the target 1.1 × (n + 1) × ERM's seconds per batch.
+- ``ours_bound``: for ``ours``, the target 1.1 × (n + 1) × ERM's seconds per batch;
+- the settings it was measured with: ``dataset``, ``train_images``, ``batch_size`` (one for all
+  methods, so that seconds per batch compare; 32 is the recipe of all but IBP, whose recipe is
+  256 on 28×28), ``batches_timed``, ``warmup``, ``threads`` (torch's intra-op threads),
+  ``device``, ``torch``, ``date`` (UTC), ``git_commit`` and the machine's 1-minute load average
+  at the start and end (other processes on the cores slow small batches, ERM's above all).
+  ``n_samples`` and the other hyperparameters are each method's recipe (its ``defaults``, e.g.
+  n = 50 for ``ours``).
 
 Run: ``make bench`` (or ``python benchmarks/train_cost.py``).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
+import os
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -34,12 +44,23 @@ from bench.io import write_csv
 from bench.method import get_method
 from bench.models import create_model
 from bench.paper import paper_table
+from bench.provenance import git_commit
 from bench.train import default_vicinity, make_optimizer
 from bench.vicinity import parse_vicinity
 
 log = logging.getLogger("benchmarks.train_cost")
 METHODS = ["erm", "da", "pgdt", "trades", "mart", "rs", "ibp", "prl", "ours"]
-SAMPLED = {"da": 0, "prl": 0, "ours": 1}  # methods whose loss forwards n samples (+ clean for ours)
+SAMPLED = ("da", "prl", "ours")  # methods whose loss forwards n samples (and the clean input: ours, prl)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one) and its core count."""
+    try:
+        names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                 if l.startswith("model name")]
+    except OSError:
+        names = []
+    return f"cpu: {names[0] if names else platform.machine()}, {os.cpu_count()} cores"
 
 
 class Runner:
@@ -81,8 +102,9 @@ class Runner:
         return int(self.method.hparams["n_samples"]) if "n_samples" in self.method.hparams else None
 
     def images_per_batch(self) -> int:
-        n = self.n_samples
-        return self.batch_size * (n + SAMPLED[self.key]) if self.key in SAMPLED else self.batch_size
+        """Images the loss forwards per batch: the method's own count per image (n draws, plus
+        the clean input for ``ours`` and for ``prl`` with ``include_clean``) for the sampled ones."""
+        return self.batch_size * self.method.inputs_per_image() if self.key in SAMPLED else self.batch_size
 
 
 class Bare:
@@ -117,6 +139,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
 
+    device = cpu_name()
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     split = load_split("fashion_mnist", "train", subset_per_class=30)
     runners = {k: Runner(k, split, args.batch_size) for k in args.methods}
     bare = {k: Bare(split, r.images_per_batch()) for k, r in runners.items() if k in SAMPLED or k in ("erm", "rs")}
@@ -131,6 +156,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                     times[f"bare:{key}"].append(tb)
         log.info("round %d/%d done", round_ + 1, args.warmup + args.batches)
 
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     paper = paper_table(4).set_index("method")["train_seconds"]
     erm = statistics.median(times["erm"]) if "erm" in times else float("nan")
     rows = []
@@ -151,7 +177,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             "ours_bound": 1.1 * (n + 1) * erm if key == "ours" else None,
             "batch_size": args.batch_size,
             "batches_timed": args.batches,
-            "threads": args.threads,
+            "warmup": args.warmup,
+            "threads": torch.get_num_threads(),
+            "dataset": "fashion_mnist",
+            "train_images": len(split.images),
+            "device": device,
+            "torch": torch.__version__,
+            "date": date,
+            "git_commit": git_commit(),
+            "load_average_start": load_start,
+            "load_average_end": load_end,
         })
     table = pd.DataFrame(rows)
     write_csv(table, args.out)

@@ -1,9 +1,15 @@
 """DA: data augmentation (Shorten & Khoshgoftaar 2019) with uniform draws of the vicinity.
 
 Loss: the cross-entropy averaged over ``n_samples`` draws t ~ U(B(x)) per input, the mean term
-of the paper's Eq. (5) alone (``ours`` with λ = 0, as the paper's Section 4.3 describes it).
-``n_samples`` is ``ours``'s n (50) so that the two differ only by the standard-deviation term. Under a memory budget the batch runs in
-chunks of whole images (:class:`bench.method.VicinalMethod`).
+of the paper's Eq. (5) alone: the *loss* of ``ours`` with λ = 0 (the paper, Section 4, RQ4: with
+λ close to 0 "the training process becomes similar to data-augmented training with random
+perturbation"). ``n_samples`` is ``ours``'s n (50), so the two losses differ only by the
+standard-deviation term. That is true of the loss, not of the method: DA predicts by the plain
+argmax on x (``vote`` is False) where ``ours`` takes the majority over ``vote_samples`` draws
+(Eq. (6)), and DA does not forward the clean input beside its draws (n images per input, not
+n + 1). Optimiser, schedule, batch size and epochs are the shared recipe of both here
+(``docs/recipes.csv``). Under a memory budget the batch runs in chunks of whole images
+(:class:`bench.method.VicinalMethod`).
 """
 import torch.nn.functional as F
 

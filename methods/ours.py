@@ -9,6 +9,14 @@ to report training accuracy; it does not enter the loss. n = 50: the paper is si
 authors' scripts set ``'num':50`` (``experiments/e1.py``, ``e2.py``, ``e3.py``), as do 230 of the
 236 runs logged in their ``checkpoints/configs.json``.
 
+Prediction is the majority over ``vote_samples`` = 100 draws of the vicinity (Section 3.2,
+Eq. (6)). The paper states no number for it: Section 3.2 says only that "we sample sufficiently
+many samples", and Algorithm 2 (Appendix C) predicts by the majority of the draws its sequential
+test takes, however many that is. Nor has the authors' code a count of its own: its sample
+ensemble (``ensemble.py`` ``SE``, the mean of L1-normalised outputs) reuses the training
+``num`` (50 draws plus the clean input). 100 is this project's choice, the smallest N of Cohen
+et al.'s PREDICT runs (``locuslab/smoothing`` ``data/predict/.../N_100``), as for ``rs``.
+
 μ + λσ is a loss per image, so under a memory budget the batch runs in chunks of whole images
 (:class:`bench.method.VicinalMethod`), each with its clean images and all their n samples.
 """
@@ -35,9 +43,14 @@ class Ours(VicinalMethod):
     sources = {
         "n_samples": "authors' code: experiments/e1.py, e2.py, e3.py 'num':50 (230 of 236 runs in checkpoints/configs.json)",
         "lam": "paper Section 4.3 (Figure 2): a value of λ close to 1 yields the best performance",
-        "vote_samples": "paper Section 4.2, Eq. (6): the majority over 100 samples of the vicinity",
+        "vote_samples": "project's choice: the paper does not state a number (Section 3.2 after Eq. (6): "
+                        "'we sample sufficiently many samples in its vicinity and make the prediction based on the "
+                        "majority'; Algorithm 2 predicts by the majority of its sequential draws), nor does the "
+                        "authors' code (its ensemble.py SE reuses the training 'num'); 100 is the smallest N of "
+                        "Cohen et al.'s PREDICT runs "
+                        "(locuslab/smoothing data/predict/.../N_100)",
     }
-    vote = True  # Eq. (6): the prediction is the majority over vote_samples draws of the vicinity
+    vote = True  # Section 3.2, Eq. (6): the prediction is the majority over vote_samples draws of the vicinity
 
     def inputs_per_image(self) -> int:
         return self.draws() + 1  # the clean image beside its n samples

@@ -7,10 +7,17 @@ plus the clean input in the set of losses, as the paper's authors ran PRL: their
 (``steps.py``) takes ``torch.quantile(loss, threshold, dim=1)`` over the clean input and its
 ``num`` = 50 draws, and every logged config has ``threshold`` 0.95 (``checkpoints/configs.json``).
 
-The inner minimum over t is attained at the (1−β)-quantile of the ℓ_j; by default it is solved
-exactly on the M losses, as the paper's authors' PRL step does (``torch.quantile``). advbench's
-``CVaR_SGD`` instead starts t at 1 and takes ``t_steps`` subgradient steps of ``t_step_size``
-(its registry: 5 steps of 0.05, with β = 3 and M = 10); set ``t_steps`` > 0 for that.
+By default (``t_steps`` = 0) t is one order statistic of the M losses, taken in one step:
+``torch.quantile(ℓ, 1 − β, interpolation="lower")``, the ⌊(M−1)(1−β)⌋ + 1-th smallest, i.e.
+with M = 51 losses (50 draws and the clean input) and β = 0.05 the 48th smallest (index
+⌊50 · 0.95⌋ = 47), the 4th largest. The exact minimiser of t + mean relu(ℓ_j − t)/β is the
+⌈M(1−β)⌉-th smallest, the 49th of 51 (only 2 losses lie above it, and 2 < βM = 2.55); the two
+agree when βM is a whole number (β = 0.05 with M = 20, 40, 60), not at M = 51, where the 48th
+makes the loss a little larger than the CVaR and weights the 3 largest losses, not 2. The
+paper's authors' PRL step (``torch.quantile`` with its default linear interpolation) takes the
+midpoint of the 48th and 49th. advbench's ``CVaR_SGD`` instead starts t at 1 and takes
+``t_steps`` subgradient steps of ``t_step_size`` (its registry: 5 steps of 0.05, with β = 3
+and M = 10); set ``t_steps`` > 0 for that.
 
 Either way t is one threshold per image (advbench: ``ts`` of size ``imgs.size(0)``), found from
 that image's M losses alone; the batch enters only through the 1/N of advbench's step on t (the
@@ -25,7 +32,9 @@ from bench.method import ImageLosses, VicinalMethod, register_method
 
 
 def cvar_threshold(losses: torch.Tensor, beta: float) -> torch.Tensor:
-    """The minimiser t of t + mean relu(ℓ − t)/β per row: the (1−β)-quantile (lower)."""
+    """Per row, the lower (1−β)-quantile of the losses: the ⌊(M−1)(1−β)⌋ + 1-th smallest of M
+    (the 48th of 51 at β = 0.05). It minimises t + mean relu(ℓ − t)/β only where that equals
+    the ⌈M(1−β)⌉-th smallest (βM a whole number, say); at M = 51 the minimiser is the 49th."""
     return torch.quantile(losses, 1.0 - beta, dim=1, interpolation="lower")
 
 

@@ -26,7 +26,8 @@ class RS(Method):
     sources = {"sigma": "locuslab/smoothing experiments.MD: CIFAR-10 cifar_resnet110 --noise 0.25 (the middle of "
                         "0.12/0.25/0.50); the authors' rand_step runs used 8/255 on ResNet-18 (checkpoints/configs.json), "
                         "not Cohen et al.'s RS",
-               "vote_samples": "paper Section 4.2: prediction by the majority over 100 samples, as for ours"}
+               "vote_samples": "Cohen et al.'s PREDICT (locuslab/smoothing data/predict/.../N_100: its smallest N), "
+                               "without abstention; the paper states no number (as for ours)"}
     vote = True
 
     def noisy(self, images: torch.Tensor) -> torch.Tensor:

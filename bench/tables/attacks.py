@@ -18,7 +18,7 @@ from bench.paths import ModelRun
 from bench.runs import attack_names, runs
 from bench.tables.base import MODEL_KEYS, SOURCE_KEYS, Table, read_rows, register_table
 
-__all__ = ["AdaptiveAutoAttack", "AdaptiveAttacks", "AttackTable", "Table3", "Table9", "attack_outcomes"]
+__all__ = ["COMPARED", "AdaptiveAutoAttack", "AdaptiveAttacks", "AttackTable", "Table3", "Table9", "attack_outcomes"]
 
 
 def attack_outcomes(rows: list[dict]) -> dict[tuple, np.ndarray]:
@@ -27,11 +27,19 @@ def attack_outcomes(rows: list[dict]) -> dict[tuple, np.ndarray]:
             for r in rows if "correct" in r}
 
 
+#: what two rows of an attack table share to be compared (best of a column, McNemar against it):
+#: the model's data and seed, the attack, its target (``protocol``: crafted on the network, on the
+#: vote, transferred) and the inference rule that scores it (``inference``: argmax or vote)
+COMPARED = ["dataset", "seed", "attack", "protocol", "inference", "metric"]
+
+
 class AttackTable(Table):
     """Rows from ``attacks/<name>.json`` of every reported model."""
 
     attacks_of_table: str = "paper"  # which attack results: the paper's protocol or the adaptive one
-    columns = ["attack", "metric"]
+    # the inference rule is a column of the layout: a method scored by its vote and one scored by
+    # the argmax of its network sit in different columns and are never compared (build())
+    columns = ["attack", "inference", "metric"]
 
     def attack_names(self, config: dict) -> list[str]:
         raise NotImplementedError
@@ -54,7 +62,9 @@ class AttackTable(Table):
         cols = ["attack", *MODEL_KEYS, *SOURCE_KEYS, "protocol", "inference", "precision", "inputs", "settings", "metric", "value", "key",
                 "job", "code", "model_code", "git_commit"]
         df = df[[c for c in cols if c in df]]
-        return self.with_intervals(df, outcomes, ["dataset", "seed", "attack", "protocol", "metric"])
+        # methods are compared only under one inference rule and one attack target (protocol): a
+        # vote and an argmax under the same attack are different defences, not a difference of methods
+        return self.with_intervals(df, outcomes, COMPARED)
 
 
 @register_table
@@ -74,7 +84,7 @@ class Table3(AttackTable):
 class Table9(AttackTable):
     key, number, order = "table9", 9, 9
     title = "Table 9: defence success rate against 25 torchattacks attacks"
-    rows, columns = ["attack"], ["method"]
+    rows, columns = ["attack", "inference"], ["method"]
 
     def attack_names(self, config):
         return attack_names(config)
@@ -107,7 +117,7 @@ class AdaptiveAutoAttack(_Adaptive):
 class AdaptiveAttacks(_Adaptive):
     key, order, beside = "table9_adaptive", 9.5, "table9"
     title = "Table 9, adaptive: attacks with expectation over the vote's sampling"
-    rows, columns = ["attack"], ["method"]
+    rows, columns = ["attack", "inference"], ["method"]
 
     def attack_names(self, config):
         return [f"Vote{a}" for a in config["adaptive"]["attacks"]]
