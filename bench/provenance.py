@@ -1,11 +1,13 @@
 """Where a result came from: the code that can change it, the packages, the machine.
 
-:func:`code_stamp` is the hash of the source of a set of modules and of every module of this
+:func:`code_stamp` is the hash of the code of a set of modules and of every module of this
 project they import, transitively (imports inside functions included: the closure is read
 from the source with :mod:`ast`, not from what happens to be imported). Each DAG job passes the
 stamp of the code its kind runs to Snakemake as a ``params:`` value, so that editing that code
 reruns exactly the jobs whose result it can change: editing ``bench/attacks.py`` reruns the
-attacks but not the trainings; editing ``methods/ours.py`` reruns ``ours``'s jobs only.
+attacks but not the trainings; editing ``methods/ours.py`` reruns ``ours``'s jobs only. What is
+hashed is what executes: each module's syntax tree without its docstrings, so editing a comment
+or a docstring, or moving code to other lines, reruns nothing.
 
 :func:`record` is the provenance block every job output carries: settings, code stamps, git
 commit, package versions, device, seed, host and time.
@@ -47,21 +49,52 @@ def _origin(module: str) -> Path | None:
     return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
 
 
-def _imports(path: Path, module: str) -> set[str]:
-    """The project modules ``path`` imports (anywhere in it), as dotted names."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
+_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+@functools.lru_cache(maxsize=None)
+def _analysed(source: bytes, filename: str = "<unknown>"
+              ) -> tuple[bytes, tuple[tuple[int, str | None, tuple[str, ...]], ...]]:
+    """The digest of what a module's ``source`` executes, and its import statements.
+
+    The digest is SHA-256 of the syntax tree (:func:`ast.dump`, without line numbers) once the
+    docstrings (the first statement of a module, class or function body, when it is a string
+    constant) are removed; comments are never in the tree. So an edit of a comment or a
+    docstring, or of layout, keeps the digest, and any other edit changes it. (A string
+    statement elsewhere in a body is left in: it executes nothing either, but is rare.)
+    The imports are ``(level, module, names)`` for each ``import``/``from ... import``
+    statement, anywhere in the module. Cached on the content: a stamp parses each file once
+    per process however many job kinds share it."""
+    tree = ast.parse(source, filename=filename)
+    imports = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            imports.append((0, None, tuple(alias.name for alias in node.names)))
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:  # relative import
-                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parent, base] if base else parent)
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+            imports.append((node.level, node.module, tuple(alias.name for alias in node.names)))
+        if isinstance(node, _DOCUMENTED) and node.body:
+            first = node.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
+                node.body = node.body[1:]  # ast.walk has already queued the old body: nothing is skipped
+    digest = hashlib.sha256(ast.dump(tree, annotate_fields=True, include_attributes=False).encode()).digest()
+    return digest, tuple(imports)
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """The project modules ``path`` imports (anywhere in it), as dotted names."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for level, base, names in _analysed(path.read_bytes(), str(path))[1]:
+        if base is None and not level:  # import a.b, c
+            found.update(names)
+            continue
+        base = base or ""
+        if level:  # relative import
+            parent = package.split(".")[: len(package.split(".")) - level + 1]
+            base = ".".join([*parent, base] if base else parent)
+        found.add(base)
+        found.update(f"{base}.{name}" for name in names)  # `from pkg import module`
     return {m for m in found if m.split(".")[0] in PROJECT and _origin(m) is not None}
 
 
@@ -81,13 +114,15 @@ def module_closure(modules: tuple[str, ...] | list[str]) -> dict[str, Path]:
 
 
 def code_stamp(*modules: str) -> str:
-    """12 hex digits of SHA-256 over the sources of ``modules`` and their project imports.
+    """12 hex digits of SHA-256 over the code of ``modules`` and their project imports.
 
-    Files are hashed by content with their module name, so a checkout elsewhere gives the same
-    stamp and a change of any file in the closure gives another."""
+    Each module enters with its name and the digest of its syntax tree without docstrings
+    (:func:`_analysed`), so a checkout elsewhere gives the same stamp, an edit of comments,
+    docstrings or layout gives the same stamp, and any other change of a module in the closure
+    gives another. (The tree's form is Python's: another Python version may give other stamps.)"""
     h = hashlib.sha256()
     for name, path in module_closure(tuple(modules)).items():
-        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        h.update(name.encode() + b"\0" + _analysed(path.read_bytes(), str(path))[0] + b"\0")
     return h.hexdigest()[:12]
 
 

@@ -154,7 +154,7 @@ def test_code_stamp_covers_what_a_job_runs_and_changes_with_it(tmp_path, monkeyp
     assert "bench.sequential" not in train
     before, train_before = provenance.code_stamp("bench.jobs.certify"), provenance.code_stamp("bench.jobs.train")
     copy = tmp_path / "sequential.py"
-    copy.write_text(Path(certify["bench.sequential"]).read_text() + "\n# an edit\n")
+    copy.write_text(Path(certify["bench.sequential"]).read_text() + "\n_EDIT = 1  # an edit that executes\n")
     real = provenance._origin
 
     def origin(name):
