@@ -136,6 +136,11 @@ def _inputs(model: object, images: object, labels: object, num_classes: int | No
             raise ValueError(f"the model returned {getattr(out, 'shape', type(out).__name__)} for one image; "
                              f"expected logits of shape (1, num_classes)")
         num_classes = out.shape[1]
+        if split is not None and num_classes != split.info.num_classes:
+            # more logits than classes would run silently: a class the data never has could be certified
+            raise ValueError(f"the model returns {num_classes} logits per image, but {split.info.name} has "
+                             f"{split.info.num_classes} classes: a model for this dataset returns "
+                             f"{split.info.num_classes}")
     elif num_classes is None and split is not None:
         num_classes = split.info.num_classes
     elif num_classes is None:

@@ -116,6 +116,14 @@ def test_a_split_brings_its_labels_and_number_of_classes():
         certify(Constant(), split, split.labels)
 
 
+@pytest.mark.parametrize("logits", [2, 5])
+def test_a_model_of_another_number_of_classes_than_its_split_is_refused(logits):
+    """Issue 25: a model with more logits than the dataset has classes ran silently."""
+    split = Split(INFO, "test", torch.rand(4, 1, 8, 8), torch.tensor([1, 1, 0, 2]))
+    with pytest.raises(ValueError, match=f"returns {logits} logits per image, but .* has 3 classes"):
+        certify(Constant(cls=1, k=logits), split, budget=1000)
+
+
 # --- input checks ----------------------------------------------------------------------------
 
 
