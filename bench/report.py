@@ -110,6 +110,43 @@ def _layout_html(df: pd.DataFrame, rows: list[str], columns: list[str], rate: bo
     return "\n".join(out) + "</tbody></table>"
 
 
+#: the colour of each verdict of a claim (bench.claims)
+VERDICT_COLOURS = {"supported": "#e6f4ea", "contradicted": "#fce8e6", "not decided": "#fff8e1",
+                   "not comparable": "#eeeeee"}
+
+
+def _claims_html(df: pd.DataFrame) -> str:
+    """One row per claim, dataset and procedure: the verdict, the effect with its interval, the
+    test, the smallest effect the run could detect, and the paper's own effect."""
+    def num(v: object, fmt: str = "{:+.2f}") -> str:
+        return "–" if v is None or pd.isna(v) else fmt.format(v)
+
+    rows = []
+    for r in df.to_dict("records"):
+        colour = VERDICT_COLOURS.get(r.get("verdict"), "")
+        effect = (f"{num(r.get('effect'))} <small>[{num(r.get('ci_low'))}, {num(r.get('ci_high'))}]</small>"
+                  if pd.notna(r.get("effect", float("nan"))) else "–")
+        paper = num(r.get("paper_effect"))
+        if paper != "–" and r.get("paper_dataset") != r.get("dataset"):
+            paper += f" <small>({html.escape(str(r.get('paper_dataset')))})</small>"
+        rows.append(
+            f"<tr><td style='text-align:left' title='{html.escape(str(r.get('source', '')))}'>"
+            f"{html.escape(str(r['statement']))}</td><td>{html.escape(str(r['dataset']))}</td>"
+            f"<td>{html.escape(str(r.get('procedure') or '–'))}</td>"
+            f"<td style='background:{colour}'><b>{html.escape(str(r['verdict']))}</b><br>"
+            f"<small>{html.escape(str(r.get('why', '')))}</small></td><td>{effect}</td>"
+            f"<td>{num(r.get('p_value'), '{:.2g}')}</td><td>{num(r.get('detectable'), '{:.1f}')}</td>"
+            f"<td>{paper}</td><td style='text-align:left'><small>{html.escape(str(r.get('test', '') or ''))}</small></td></tr>")
+    return ("<table class='sortable'><thead><tr><th>claim</th><th>dataset</th><th>procedure</th><th>verdict</th>"
+            "<th>effect (points) [95 % CI]</th><th>p</th><th>detectable at 80 % power (points)</th>"
+            "<th>paper's effect</th><th>test</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            "<p class='note'>Verdicts: <b>supported</b>, the interval lies on the paper's side; <b>contradicted</b>, "
+            "it excludes the paper's direction or, on a dataset the paper reports, its effect size; <b>not "
+            "decided</b>, neither (the run is too small for the effect: see the detectable effect); <b>not "
+            "comparable</b>, the two methods are scored by different inference rules or attack targets. "
+            "The paper's effect on another dataset is shown for reference, not used.</p>")
+
+
 def _masking_html(df: pd.DataFrame) -> str:
     """One row per model, one column per check; a raised flag in red, with the paired counts."""
     out = ["<table><tr><th>method</th><th>dataset</th>" + "".join(
@@ -152,8 +189,13 @@ def _code_warning(df: pd.DataFrame) -> str:
     kinds = df.groupby("job") if "job" in df else [("job", df)]
     mixed = [f"{kind} jobs: {', '.join(sorted(g['code'].dropna().astype(str).unique()))}"
              for kind, g in kinds if "code" in g and g["code"].dropna().nunique() > 1]
-    if "model_code" in df and df["model_code"].dropna().nunique() > 1:
-        mixed.append(f"trainings: {', '.join(sorted(df['model_code'].dropna().astype(str).unique()))}")
+    if "model_code" in df:
+        # an imported checkpoint's model comes from the import job, whose stamp is another kind's:
+        # the trained models are compared with each other, the imported ones with each other
+        imported = df["external"].notna() if "external" in df else pd.Series(False, index=df.index)
+        for label, rows in (("trainings", df[~imported]), ("imports", df[imported])):
+            if rows["model_code"].dropna().nunique() > 1:
+                mixed.append(f"{label}: {', '.join(sorted(rows['model_code'].dropna().astype(str).unique()))}")
     if not mixed:
         return ""
     what = "; ".join(mixed)
@@ -183,7 +225,9 @@ def _table_html(table, df: pd.DataFrame, flagged: dict[str, list[str]]) -> str:
             lambda m: f"{m} ⚑ masking: {', '.join(c.replace('_', ' ') for c in flagged[m])}" if m in flagged else m)
     if table.key == "masking":
         body = _masking_html(df)
-    elif table.key in ("certificate_audit", "native_certificates", "arch_selection"):
+    elif table.key == "claims":
+        body = _claims_html(df)
+    elif table.plain:
         body = _plain_html(df)
     else:
         body = _layout_html(df, table.rows, table.columns, table.rate, colour=table.rate)

@@ -65,3 +65,29 @@ def test_the_summary_names_the_rule_and_never_ranks_across_rules(mixed):
     vote, argmax = sorted(rows, key=lambda r: "argmax" in r)
     assert "vote" in vote and "<b>ours</b>" in vote and "da" not in vote
     assert "argmax" in argmax and "<b>da</b>" in argmax and "ours" not in argmax
+
+
+def test_an_attack_table_no_model_needs_builds_empty_and_the_report_says_so():
+    """A config with an adaptive: block but no voting method (issue 25: it crashed with
+    KeyError 'defence_success_rate'): the adaptive tables have no rows, and say so."""
+    from bench.report import _table_html
+
+    table = get_table("table3_adaptive")
+    df = table.build([], {})
+    assert df.empty
+    assert "No rows" in _table_html(table, df, {})
+
+
+def test_an_imported_model_beside_trained_ones_is_no_mix_of_code_versions():
+    """Issue 25: every table of a run with a models: block warned that it mixes code versions,
+    since an imported model's stamp is the import job's. Trained models are compared with each
+    other, imported ones with each other."""
+    import pandas as pd
+
+    from bench.report import _code_warning
+
+    rows = pd.DataFrame({"method": ["erm", "ours", "mine"], "job": "certify", "code": "c1",
+                         "model_code": ["train1", "train1", "import1"], "external": [None, None, "w.safetensors"]})
+    assert _code_warning(rows) == ""
+    rows.loc[1, "model_code"] = "train2"
+    assert "trainings: train1, train2" in _code_warning(rows)

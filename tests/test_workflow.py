@@ -73,8 +73,9 @@ def test_dry_run_builds_every_method_attack_and_table(workdir, name, datasets):
     assert counts["native"] == datasets * 2  # RS (CERTIFY) and IBP (bounds)
     lambdas = datasets * len(cfg["ablation"]["values"])
     assert counts["train_ablation"] == counts["certify_ablation"] == counts["attack_ablation"] == lambdas
-    # one aggregate per table: the paper's 8, plus adaptive 3 and 9, audit, native, masking, ablation
-    assert counts["aggregate"] == len(cfg["tables"]) + 6 == 14
+    # one aggregate per table: the paper's 8, plus adaptive 3 and 9, audit, native, masking, ablation,
+    # and the paper's claims judged on the run
+    assert counts["aggregate"] == len(cfg["tables"]) + 7 == 15
     assert counts["publish"] == counts["aggregate"] + 5  # every table, the report, three figures, job times
     assert counts["report"] == counts["figures"] == counts["figure2"] == 1
     if name != "smoke":
@@ -174,6 +175,12 @@ def test_smoke_dag_runs_end_to_end_with_every_method_and_column(smoke_run):
     for title in ("adaptive", "Certificate audit", "Native certificates", "Gradient-masking", "Figure 2"):
         assert title in html, title
     assert html.count("data:image/png;base64,") == 3 and "git commit" in html
+    claims = pd.read_csv(reports / "claims.csv")  # every claim the run can speak to, judged
+    assert {"table1_cra_above_da", "table1_accuracy_within_1_of_erm", "table3_autoattack_above_da"} <= set(claims["claim"])
+    assert set(claims["verdict"]) <= {"supported", "contradicted", "not decided", "not comparable"}
+    # ours votes, DA takes the argmax: Table 3's claim on them is no comparison
+    assert claims.set_index("claim").loc["table3_autoattack_above_da", "verdict"] == "not comparable"
+    assert html.index("Summary") < html.index("The paper's claims on this run") < html.index("Table 1:")
     times = pd.read_csv(reports / "job_times.csv")
     attack_jobs = len(set(cfg["attacks"]["names"]) | {"FGSM", "PGD", "Square", "PGDMoreSteps", "PGDUnbounded"}) + 1
     per_model = 1 + 5 + attack_jobs + 1 + 1  # train, certify, attacks + AutoAttack, transfer, audit

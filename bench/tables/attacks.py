@@ -53,6 +53,8 @@ class AttackTable(Table):
 
     def build(self, paths, config):
         rows = read_rows(paths)
+        if not rows:  # no model has this attack (the adaptive tables of a run without a voting method)
+            return pd.DataFrame()
         outcomes = attack_outcomes(rows)
         df = pd.DataFrame(rows)
         df["metric"], df["value"] = "defence_success_rate", df["defence_success_rate"]

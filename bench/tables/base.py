@@ -88,6 +88,7 @@ class Table:
     columns: ClassVar[list[str]] = ["metric"]
     compare: ClassVar[bool] = True  # mark the best method per column and test the rest against it
     rate: ClassVar[bool] = True  # values are rates in percent over test inputs (with intervals)
+    plain: ClassVar[bool] = False  # shown row by row as it is, not in the rows × columns layout
 
     def enabled(self, config: dict) -> bool:
         if self.config_key is not None:

@@ -17,7 +17,7 @@ __all__ = ["CertificateAudit", "Masking"]
 class CertificateAudit(Table):
     key, order, config_key = "certificate_audit", 20, "audit"
     title = "Certificate audit: certified inputs whose fresh-sample rate lies below 1−κ"
-    compare = False
+    compare, plain = False, True
 
     def inputs(self, config, arch_of=None):
         return [ModelRun.of(config, r).output("audit") for r in runs(config, arch_of)]

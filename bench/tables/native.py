@@ -17,7 +17,7 @@ class NativeCertificates(Table):
     key, order, config_key = "native_certificates", 21, "native"
     title = "Native certificates of the baselines, beside the probabilistic one"
     columns = ["certificate", "radius"]
-    compare = False
+    compare, plain = False, True
 
     def inputs(self, config, arch_of=None):
         return [ModelRun.of(config, r).output(*o) for r in runs(config, arch_of)

@@ -46,7 +46,7 @@ class Ablation(Table):
 class ArchSelection(Table):
     key, order = "arch_selection", 31
     title = "Architecture chosen per method by validation certified robust accuracy (arch: sweep)"
-    compare, rate = False, False
+    compare, rate, plain = False, False, True
 
     def enabled(self, config):
         return config.get("arch") == "sweep"

@@ -1,0 +1,146 @@
+"""The paper's claims, each one declarative entry, and the verdict a run gives each.
+
+A :class:`Claim` names what the paper asserts of two methods on one metric: ``ours`` above
+another method (``kind="above"``: the difference ours − other is positive), or ``ours`` within a
+margin of another (``kind="within"``: the drop other − ours is below ``margin`` points). It names
+the table of the benchmark whose per-input outcomes decide it (so that both methods are scored
+on the same inputs by the same rule), the paper's table whose numbers give the paper's own
+effect, and where the paper says it.
+
+:func:`verdict` turns the paired outcomes of one run into a verdict:
+
+- the effect (points) and its 95 % interval: with one training seed, from exact intervals of
+  the discordant inputs' share and split (:func:`bench.stats.paired_difference_interval`); with several, the t
+  interval of the per-seed differences (:func:`bench.stats.paired_across_seeds`), which counts
+  the seeds' spread as well as the inputs';
+- the test and its p-value (McNemar's exact test, stratified over seeds when there are several);
+- the minimum effect this run could detect with 80 % power at α = 0.05
+  (:func:`bench.stats.detectable_difference`);
+- ``supported`` (the interval lies on the paper's side: above 0 for "above", below the margin
+  for "within"), ``contradicted`` (the interval excludes the paper's direction, or, on a dataset
+  the paper reports, the paper's own effect size; for "within", the drop is shown larger than
+  the margin) or ``not decided``.
+
+Claims on attacks compare only rows of one inference rule and attack target: where the two
+methods are scored differently (a vote against an argmax), the verdict is ``not comparable``.
+The registry's style is the one of methods, tables and job kinds (:func:`register_claim`,
+:func:`list_claims`, :func:`get_claim`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.stats import LEVEL, detectable_difference, mcnemar_exact, paired_across_seeds, paired_difference_interval
+
+__all__ = ["CLAIMS", "Claim", "get_claim", "list_claims", "register_claim", "verdict"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper about ``method`` against ``other`` on ``metric`` of ``table``."""
+
+    key: str
+    statement: str
+    source: str
+    table: str  # the benchmark's table whose job outputs hold the per-input outcomes
+    metric: str
+    other: str
+    method: str = "ours"
+    kind: str = "above"  # "above": method − other > 0; "within": other − method < margin
+    margin: float | None = None  # points, for "within"
+    paper_table: int | None = None  # the paper's table with both methods' numbers: its effect size
+    settings: dict[str, Any] = field(default_factory=dict)  # a setting of the table (a transform, say)
+
+
+CLAIMS: dict[str, Claim] = {}
+
+
+def register_claim(claim: Claim) -> Claim:
+    if claim.key in CLAIMS and CLAIMS[claim.key] != claim:
+        raise ValueError(f"claim '{claim.key}' is registered twice")
+    if claim.kind not in ("above", "within") or (claim.kind == "within") != (claim.margin is not None):
+        raise ValueError(f"claim '{claim.key}': kind 'above', or 'within' with a margin")
+    CLAIMS[claim.key] = claim
+    return claim
+
+
+def list_claims() -> list[str]:
+    return list(CLAIMS)
+
+
+def get_claim(key: str) -> Claim:
+    try:
+        return CLAIMS[key]
+    except KeyError:
+        raise ValueError(f"no such claim: '{key}'; known: {', '.join(CLAIMS)}") from None
+
+
+def verdict(claim: Claim, method: dict[int, np.ndarray], other: dict[int, np.ndarray],
+            paper_effect: float | None = None, level: float = LEVEL) -> dict[str, Any]:
+    """The verdict of ``claim`` from per-input outcomes by seed (``method[s]``, ``other[s]``:
+    the two methods' models of seed ``s`` on the same inputs); ``paper_effect``: the paper's
+    difference method − other (points) on this dataset, or None where the paper does not report
+    it (then only the direction is judged)."""
+    seeds = sorted(set(method) & set(other))
+    if not seeds:
+        raise ValueError(f"claim '{claim.key}': the two methods share no seed")
+    if len(seeds) == 1:
+        s = seeds[0]
+        n = len(method[s])
+        test = mcnemar_exact(method[s], other[s])
+        effect = 100.0 * (test["a_only"] - test["b_only"]) / n
+        low, high = paired_difference_interval(test["a_only"], test["b_only"], n, level)
+        p, how = test["p"], "McNemar exact (one seed); interval: exact for the discordant share and its split"
+        discordant = test["a_only"] + test["b_only"]  # none: no estimate of the discordance, nothing to plan with
+        mde = detectable_difference(discordant / n, n) if discordant else float("nan")
+    else:
+        test = paired_across_seeds({s: method[s] for s in seeds}, {s: other[s] for s in seeds}, level)
+        effect, low, high, p = test["difference"], test["seed_low"], test["seed_high"], test["p_inputs"]
+        how = (f"McNemar exact stratified over {len(seeds)} seeds; interval: t over the per-seed differences "
+               f"(limited by {test['limited_by'] or 'neither'})")
+        spread = float(np.std(test["per_seed_differences"], ddof=1))
+        mde = detectable_difference(None, None, seeds=len(seeds), seed_sd=spread)
+    if claim.kind == "within":  # the drop other − method, against the margin
+        effect, low, high = -effect, -high, -low
+        decided = "supported" if high < claim.margin else "contradicted" if low > claim.margin else "not decided"
+        why = (f"the drop {effect:+.2f} [{low:+.2f}, {high:+.2f}] against the margin {claim.margin:g}")
+    else:
+        if high < 0:
+            decided, why = "contradicted", "the interval excludes the paper's direction"
+        elif paper_effect is not None and paper_effect > 0 and high < paper_effect:
+            decided, why = "contradicted", f"the interval excludes the paper's effect ({paper_effect:+.2f})"
+        elif low > 0:
+            decided, why = "supported", "the interval lies above 0"
+        else:
+            decided, why = "not decided", "the interval contains 0"
+    return {"verdict": decided, "why": why, "effect": effect, "ci_low": low, "ci_high": high, "p_value": p,
+            "test": how, "detectable": mde, "seeds": len(seeds), "inputs": sum(len(method[s]) for s in seeds)}
+
+
+# --- the claims --------------------------------------------------------------------------------------
+
+for _other in ("da", "prl", "erm", "pgdt", "trades", "mart", "rs", "ibp"):
+    register_claim(Claim(
+        f"table1_cra_above_{_other}", f"ours has a higher certified robust accuracy than {_other} (L∞)",
+        "Section 5, RQ1: 'our method has the highest certified robust accuracy on all four datasets'; Table 1",
+        "table1", "certified_robust_accuracy", _other, paper_table=1))
+    register_claim(Claim(
+        f"table3_autoattack_above_{_other}", f"ours defends against AutoAttack better than {_other}",
+        "Section 5, RQ2: 'consistently achieves a higher defence success rate than any other approach'; Table 3",
+        "table3", "defence_success_rate", _other, paper_table=3))
+register_claim(Claim(
+    "table1_accuracy_within_1_of_erm", "ours' standard accuracy is less than 1 point below ERM's",
+    "Section 5, answer to RQ1: 'has a <1% accuracy drop compared to standard training'; Table 1",
+    "table1", "standard_accuracy", "erm", kind="within", margin=1.0, paper_table=1))
+for _transform in ("translate", "rotate", "affine", "scale"):
+    register_claim(Claim(
+        f"table2_{_transform}_above_da", f"ours has a higher certified robust accuracy than DA under {_transform}",
+        "Section 5, RQ1 'More than L^p': 'consistently achieves the highest certified robust accuracy across all "
+        "transformations', DA second; Table 2", "table2", "certified_robust_accuracy", "da",
+        settings={"vicinity": _transform}))
+register_claim(Claim(
+    "table10_cra_above_da", "ours has a higher certified robust accuracy than DA in the smaller vicinity",
+    "Appendix, Table 10 (the smaller L∞ vicinity)", "table10", "certified_robust_accuracy", "da", paper_table=10))

@@ -1,0 +1,131 @@
+"""The paper's claims, judged on a run: one row per claim, dataset and procedure (bench.claims).
+
+Reads the per-input outcomes of the jobs behind the tables the claims name (Table 1's, 2's and
+10's certifications, Table 3's attacks), pairs the two methods of each claim on the same inputs
+and seeds, and gives :func:`bench.claims.verdict`. A claim the run cannot speak to (a method or
+a table it does not have) has no row; a claim on an attack whose two methods are scored by
+different inference rules or attack targets gets ``not comparable``, never a number.
+Written as ``reports/<run>/claims.csv``; the report shows it right under its summary.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.claims import CLAIMS, Claim, verdict
+from bench.paper import paper_table
+from bench.paths import Output, file_kind
+from bench.tables.base import Table, certification_outcomes, enabled_tables, get_table, read_rows, register_table
+
+__all__ = ["Claims"]
+
+#: the certification tables' setting keys, as their per-input outcomes are keyed
+SETTING_KEYS = {"table1": [], "table2": ["vicinity"], "table10": []}
+
+
+@register_table
+class Claims(Table):
+    key, order = "claims", 0.5
+    title = "The paper's claims on this run: verdict, effect [95 % CI] in points, test, and the smallest detectable effect"
+    compare, rate, plain = False, False, True
+
+    def enabled(self, config: dict) -> bool:
+        return get_table("table1").enabled(config)
+
+    def _tables(self, config: dict) -> list[str]:
+        enabled = {t.key for t in enabled_tables(config)}
+        return sorted({c.table for c in CLAIMS.values()} & enabled)
+
+    def inputs(self, config, arch_of=None):
+        return sorted({p for t in self._tables(config) for p in get_table(t).inputs(config, arch_of)
+                       if file_kind(p) != "certify"})  # per-input files and attack results
+
+    def build(self, paths, config):
+        reference = config.get("paper_reference", {})
+        by_table: dict[str, list[str]] = {}
+        for p in paths:
+            out = Output.parse(p)
+            by_table.setdefault(out.name if out.kind == "certify_inputs" else "table3", []).append(p)
+        outcomes = {t: self._certified(t, ps) for t, ps in by_table.items() if t in SETTING_KEYS}
+        attacks = self._attacked(by_table.get("table3", []))
+        rows = []
+        for claim in CLAIMS.values():
+            if claim.table == "table3":
+                rows += self._judge_attack(claim, attacks, reference)
+            elif claim.table in outcomes:
+                rows += self._judge(claim, outcomes[claim.table], reference)
+        return pd.DataFrame(rows)
+
+    @staticmethod
+    def _certified(table: str, paths: list[str]) -> dict[tuple, dict[int, np.ndarray]]:
+        """(dataset, procedure, settings..., metric, method) -> {seed: per-input outcomes}."""
+        keys = SETTING_KEYS[table]
+        found: dict[tuple, dict[int, np.ndarray]] = {}
+        for key, hits in certification_outcomes(paths, ["standard_accuracy", "certified_robust_accuracy"],
+                                                keys).items():
+            method, dataset, _arch, seed, *settings, procedure, metric = key
+            found.setdefault((dataset, procedure, *settings, metric, method), {})[int(seed)] = hits
+        return found
+
+    @staticmethod
+    def _attacked(paths: list[str]) -> dict[tuple, dict]:
+        """(dataset, attack, method) -> {"rule": (inference, protocol), "seeds": {seed: outcomes}}."""
+        found: dict[tuple, dict] = {}
+        for r in read_rows(paths):
+            if r.get("label") != "AutoAttack" or "correct" not in r:
+                continue
+            entry = found.setdefault((r["dataset"], r["method"]), {"rules": set(), "seeds": {}})
+            entry["rules"].add((r.get("inference"), r.get("protocol")))
+            entry["seeds"][int(r["seed"])] = np.asarray(r["correct"], dtype=bool)
+        return found
+
+    @staticmethod
+    def _paper_effect(claim: Claim, dataset: str, reference: dict) -> float | None:
+        """The paper's method − other on ``dataset`` (only where the paper reports this dataset
+        itself: another dataset's effect is no yardstick for this one's)."""
+        if claim.paper_table is None:
+            return None
+        table = paper_table(claim.paper_table)
+        values = table[table["dataset"] == dataset].set_index("method")
+        if claim.metric not in values or claim.method not in values.index or claim.other not in values.index:
+            return None
+        return float(values.at[claim.method, claim.metric] - values.at[claim.other, claim.metric])
+
+    def _row(self, claim: Claim, dataset: str, procedure: str | None, reference: dict) -> dict:
+        paper_dataset = reference.get(dataset, dataset)
+        return {"claim": claim.key, "statement": claim.statement, "dataset": dataset, "procedure": procedure,
+                "metric": claim.metric, "method": claim.method, "other": claim.other,
+                "paper_effect": self._paper_effect(claim, paper_dataset, reference),
+                "paper_dataset": paper_dataset, "source": claim.source}
+
+    def _judge(self, claim: Claim, outcomes: dict, reference: dict) -> list[dict]:
+        rows = []
+        settings = [str(claim.settings[k]) for k in sorted(claim.settings)]
+        for key, ours in outcomes.items():
+            dataset, procedure, *rest = key
+            *setting, metric, method = rest
+            if method != claim.method or metric != claim.metric or setting != settings:
+                continue
+            other = outcomes.get((dataset, procedure, *setting, metric, claim.other))
+            if other is None:
+                continue
+            row = self._row(claim, dataset, procedure, reference)
+            same = row["paper_dataset"] == dataset  # the paper's effect size is a yardstick on its own dataset only
+            rows.append({**row, **verdict(claim, ours, other, row["paper_effect"] if same else None)})
+        return rows
+
+    def _judge_attack(self, claim: Claim, attacks: dict, reference: dict) -> list[dict]:
+        rows = []
+        for (dataset, method), ours in attacks.items():
+            if method != claim.method or (dataset, claim.other) not in attacks:
+                continue
+            other = attacks[(dataset, claim.other)]
+            row = self._row(claim, dataset, None, reference)
+            if ours["rules"] != other["rules"]:  # a vote against an argmax: no like-with-like comparison
+                scored = lambda e: " and ".join(f"{i} ({p})" for i, p in sorted(e["rules"]))  # noqa: E731
+                rows.append({**row, "verdict": "not comparable",
+                             "why": f"{claim.method} is scored by {scored(ours)}, {claim.other} by {scored(other)}"})
+                continue
+            same = row["paper_dataset"] == dataset
+            rows.append({**row, **verdict(claim, ours["seeds"], other["seeds"], row["paper_effect"] if same else None)})
+        return rows

@@ -1,0 +1,133 @@
+"""The paper's claims (bench.claims): verdicts by hand, and the claims table from job outputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.claims import CLAIMS, Claim, get_claim, list_claims, register_claim, verdict
+from bench.paths import ModelRun
+from bench.report import _claims_html
+from bench.stats import paired_difference_interval
+from bench.tables import get_table
+
+ABOVE = Claim("t_above", "a above b", "test", "table1", "certified_robust_accuracy", "da")
+WITHIN = Claim("t_within", "a within 1 of b", "test", "table1", "standard_accuracy", "erm", kind="within", margin=1.0)
+
+
+def pair(a_only: int, b_only: int, n: int = 400, both: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.zeros(n, bool), np.zeros(n, bool)
+    a[:both] = b[:both] = True
+    a[both: both + a_only] = True
+    b[both + a_only: both + a_only + b_only] = True
+    return a, b
+
+
+def judge(claim, a_only, b_only, paper=None, **kw):
+    a, b = pair(a_only, b_only, **kw)
+    return verdict(claim, {0: a}, {0: b}, paper)
+
+
+def test_the_reference_runs_ours_against_da_by_hand():
+    """400 inputs, 10 certified only by ours and 12 only by DA (reports/reference/README.md).
+    Discordant share 22/400, its 97.5 % Clopper–Pearson upper bound 8.6 %; ours' share of them
+    10/22, its 97.5 % interval [0.219, 0.702]: ours − DA in [−4.8, +3.5] (the interval conditional
+    on the 22, [−2.8, +2.0], leaves out the share's own uncertainty). p = 0.83 two-sided; the
+    direction is not decided; on the paper's own dataset, its +12.6 points are excluded."""
+    from scipy.stats import beta
+
+    r = judge(ABOVE, 10, 12)
+    psi_high = beta.ppf(1 - 0.0125, 23, 378)
+    pi_low, pi_high = beta.ppf(0.0125, 10, 13), beta.ppf(1 - 0.0125, 11, 12)
+    assert r["ci_low"] == pytest.approx(100 * psi_high * (2 * pi_low - 1), rel=1e-9)
+    assert r["ci_high"] == pytest.approx(100 * psi_high * (2 * pi_high - 1), rel=1e-9)
+    assert r["effect"] == -0.5 and (round(r["ci_low"], 1), round(r["ci_high"], 1)) == (-4.8, 3.5)
+    assert r["verdict"] == "not decided" and r["p_value"] == pytest.approx(0.8318, abs=1e-3)
+    assert judge(ABOVE, 10, 12, paper=12.6)["verdict"] == "contradicted"
+    assert r["detectable"] == pytest.approx(100 * (1.959964 + 0.841621) * (22 / 400 / 400) ** 0.5, rel=1e-5)
+
+
+def test_above_verdicts():
+    assert judge(ABOVE, 30, 5)["verdict"] == "supported"
+    assert judge(ABOVE, 5, 30)["verdict"] == "contradicted"  # the opposite direction
+    assert judge(ABOVE, 30, 5, paper=20.0)["verdict"] == "contradicted"  # the paper's +20 excluded
+    assert judge(ABOVE, 30, 5, paper=6.0)["verdict"] == "supported"
+
+
+def test_within_verdicts():
+    """The drop b − a against the margin of 1 point (the paper's "<1% accuracy drop")."""
+    # no discordant input among 1,000: the drop is within ±0.44 points
+    assert judge(WITHIN, 0, 0, n=1000, both=900)["verdict"] == "supported"
+    assert judge(WITHIN, 0, 40)["verdict"] == "contradicted"  # a drop of 10 points
+    assert judge(WITHIN, 2, 4)["verdict"] == "not decided"  # 0.5 points, interval past 1
+
+
+def test_several_seeds_use_the_seed_level_interval():
+    seeds = {s: pair(*counts) for s, counts in enumerate([(20, 4), (8, 6), (30, 2)])}
+    r = verdict(ABOVE, {s: p[0] for s, p in seeds.items()}, {s: p[1] for s, p in seeds.items()})
+    assert r["seeds"] == 3 and r["p_value"] < 1e-6  # the inputs: clear
+    assert r["ci_low"] < 0 < r["effect"] and r["verdict"] == "not decided"  # the seeds: not shown
+    assert "limited by seeds" in r["test"]
+
+
+def test_the_registry():
+    assert {"table1_cra_above_da", "table1_cra_above_prl", "table1_accuracy_within_1_of_erm",
+            "table3_autoattack_above_da", "table2_rotate_above_da", "table10_cra_above_da"} <= set(list_claims())
+    assert get_claim("table1_accuracy_within_1_of_erm").margin == 1.0
+    with pytest.raises(ValueError, match="no such claim"):
+        get_claim("nope")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_claim(Claim("table1_cra_above_da", "x", "y", "table1", "standard_accuracy", "da"))
+    with pytest.raises(ValueError, match="with a margin"):
+        register_claim(Claim("bad", "x", "y", "table1", "standard_accuracy", "da", kind="within"))
+    assert "bad" not in CLAIMS
+
+
+def certify_files(root, method: str, hits: np.ndarray) -> str:
+    model = ModelRun("t", "fashion_mnist", method, "convnet", 0)
+    csv = root / model.output("certify_inputs", "table1")
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"input": range(len(hits)), "label": 0, "clean_prediction": 0, "prediction": 0, "samples": 100,
+                  "outcome": np.where(hits, "certified", "not_certified"), "method": method,
+                  "dataset": "fashion_mnist", "arch": "convnet", "seed": 0, "vicinity": "main", "kappa": 0.01,
+                  "alpha": 0.01, "procedure": "paper"}).to_csv(csv, index=False)
+    return str(csv)
+
+
+def attack_file(root, method: str, inference: str, correct: np.ndarray) -> str:
+    path = root / ModelRun("t", "fashion_mnist", method, "convnet", 0).output("attack", "AutoAttack")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = {"method": method, "dataset": "fashion_mnist", "arch": "convnet", "seed": 0, "attack": "AutoAttack",
+           "label": "AutoAttack", "protocol": "paper", "inference": inference, "correct": correct.astype(int).tolist()}
+    path.write_text(json.dumps({"rows": [row], "provenance": {}}))
+    return str(path)
+
+
+def test_the_claims_table_and_its_section(tmp_path):
+    ours, da = pair(30, 5)
+    paths = [certify_files(tmp_path, "ours", ours), certify_files(tmp_path, "da", da),
+             attack_file(tmp_path, "ours", "vote", ours), attack_file(tmp_path, "da", "argmax", da)]
+    df = get_table("claims").build(paths, {"paper_reference": {"fashion_mnist": "mnist"}})
+    rows = df.set_index("claim")
+    cra = rows.loc["table1_cra_above_da"]
+    assert cra["verdict"] == "supported" and cra["paper_dataset"] == "mnist"
+    assert cra["paper_effect"] == pytest.approx(96.80 - 84.12)  # shown for reference: another dataset's
+    assert rows.loc["table3_autoattack_above_da", "verdict"] == "not comparable"  # a vote against an argmax
+    assert "table1_cra_above_prl" not in rows.index  # no PRL in this run: nothing to say
+    page = _claims_html(df)
+    assert "not comparable" in page and "supported" in page and "(mnist)" in page
+
+
+def test_no_discordant_input_among_few_is_no_evidence_of_equality():
+    """20 inputs, no discordant one: the difference is not pinned at 0 (the interval conditional
+    on the discordant inputs would say (0, 0)); a − b lies within ± the share's upper bound."""
+    from scipy.stats import beta
+
+    low, high = paired_difference_interval(0, 0, 20)
+    assert high == pytest.approx(100 * beta.ppf(1 - 0.0125, 1, 20)) and low == -high and high > 15
+    assert judge(WITHIN, 0, 0, n=20, both=15)["verdict"] == "not decided"
+    assert np.isnan(judge(ABOVE, 0, 0, n=20, both=15)["detectable"])
+    low, high = paired_difference_interval(30, 5, 400)
+    assert 0 < low < 6.25 < high

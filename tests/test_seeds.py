@@ -1,0 +1,102 @@
+"""Several training seeds: the cross-seed test against a hand-computed case, Table 1 across
+seeds from per-input results, and a DAG that trains and certifies every model per seed."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from bench.method import get_method
+from bench.paths import ModelRun
+from bench.runs import methods
+from bench.stats import paired_across_seeds
+from bench.tables import get_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pair(a_only: int, b_only: int, n: int = 100, both: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Outcomes of two models on n inputs: ``both`` right for both, then a's and b's discordant ones."""
+    a, b = np.zeros(n, bool), np.zeros(n, bool)
+    a[:both] = b[:both] = True
+    a[both: both + a_only] = True
+    b[both + a_only: both + a_only + b_only] = True
+    return a, b
+
+
+#: three seeds: a right alone on 5, 4, 6 inputs, b alone on 1, 2, 0 (of 100 each)
+SEEDS = {0: pair(5, 1), 1: pair(4, 2), 2: pair(6, 0)}
+
+
+def test_the_cross_seed_test_by_hand():
+    """Pooled discordant pairs 15 vs 3: exact two-sided p = 2·P(X ≤ 3 | 18, ½) = 2·988/2¹⁸.
+    Per-seed differences 4, 2, 6 points: mean 4, sd 2, t(0.975, 2) = 4.302653: 4 ± 4.9683."""
+    r = paired_across_seeds({s: p[0] for s, p in SEEDS.items()}, {s: p[1] for s, p in SEEDS.items()})
+    assert (r["a_only"], r["b_only"]) == (15, 3)
+    assert r["p_inputs"] == pytest.approx(2 * 988 / 2**18, rel=1e-12)
+    assert r["per_seed_differences"] == [4.0, 2.0, 6.0] and r["difference"] == 4.0
+    assert r["seed_low"] == pytest.approx(4 - 4.302653 * 2 / 3**0.5, abs=1e-5)
+    assert r["seed_high"] == pytest.approx(4 + 4.302653 * 2 / 3**0.5, abs=1e-5)
+    assert r["limited_by"] == "seeds"  # the models differ; the seeds' spread does not show the methods do
+    assert (r["a_rate"], r["b_rate"]) == (55.0, 51.0)
+
+
+def test_the_cross_seed_verdicts():
+    same = {0: pair(20, 2), 1: pair(21, 1), 2: pair(19, 3)}  # a far ahead in every seed
+    assert paired_across_seeds({s: p[0] for s, p in same.items()},
+                               {s: p[1] for s, p in same.items()})["limited_by"] is None
+    tie = {0: pair(2, 2), 1: pair(1, 2), 2: pair(3, 1)}
+    assert paired_across_seeds({s: p[0] for s, p in tie.items()},
+                               {s: p[1] for s, p in tie.items()})["limited_by"] == "inputs"
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_across_seeds({0: [True]}, {1: [True]})
+
+
+def write_inputs(tmp_path: Path, method: str, seed: int, hits: np.ndarray) -> list[str]:
+    """A Table 1 certify job's outputs for one model: its summary and its per-input CSV."""
+    model = ModelRun("t", "fashion_mnist", method, "convnet", seed)
+    csv = tmp_path / model.output("certify_inputs", "table1")
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    n = len(hits)
+    pd.DataFrame({"input": range(n), "label": 0, "clean_prediction": np.where(hits, 0, 1), "prediction": 0,
+                  "samples": 100, "outcome": np.where(hits, "certified", "not_certified"), "method": method,
+                  "dataset": "fashion_mnist", "arch": "convnet", "seed": seed, "vicinity": "main", "kappa": 0.01,
+                  "alpha": 0.01, "procedure": "paper"}).to_csv(csv, index=False)
+    return [str(tmp_path / model.output("certify", "table1")), str(csv)]
+
+
+def test_table1_across_seeds(tmp_path):
+    paths = []
+    for seed, (a, b) in SEEDS.items():
+        paths += write_inputs(tmp_path, "ours", seed, a) + write_inputs(tmp_path, "da", seed, b)
+    table = get_table("table1_seeds")
+    assert table.enabled({"seeds": [0, 1, 2], "tables": [1]}) and not table.enabled({"seeds": [0], "tables": [1]})
+    df = table.build(paths, {})
+    cra = df[df["metric"] == "certified_robust_accuracy"].set_index("method")
+    assert cra.loc["ours", "best"] and cra.loc["ours", "value"] == 55.0 and cra.loc["ours", "inputs"] == 300
+    assert (cra.loc["ours", "seed_min"], cra.loc["ours", "seed_max"]) == (54.0, 56.0)
+    da = cra.loc["da"]
+    assert da["best_method"] == "ours" and da["best_minus_this"] == 4.0 and da["limited_by"] == "seeds"
+    assert da["p_inputs"] == pytest.approx(2 * 988 / 2**18)
+    assert da["ci_low"] < da["value"] < da["ci_high"]
+
+
+def test_three_seeds_plan_every_model_per_seed_and_the_table_across_them(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg.update(seeds=[0, 1, 2], run="seeds")
+    config = tmp_path / "seeds.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "-n",
+                          "--configfile", str(config)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out.stdout, re.M)}
+    # the package's methods: what a fresh process (the DAG) registers; other tests may add plugins here
+    package = [m for m in methods(cfg) if get_method(m).__module__.startswith("methods.")]
+    assert counts["train"] == 3 * len(package)  # every model once per seed
+    assert "reports/seeds/table1_seeds.csv" in out.stdout
