@@ -19,7 +19,7 @@ from bench.sequential import make_test, n_min
 from conftest import make_cifar_like, make_mnist_like
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("config", "smoke", "paper", "reference")
+SHIPPED = ("config", "smoke", "paper", "reference", "claims")
 
 PLUGIN = '''
 import torch.nn.functional as F
