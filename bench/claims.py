@@ -10,10 +10,11 @@ effect, and where the paper says it.
 :func:`verdict` turns the paired outcomes of one run into a verdict:
 
 - the effect (points) and its 95 % interval: with one training seed, from exact intervals of
-  the discordant inputs' share and split (:func:`bench.stats.paired_difference_interval`); with several, the t
-  interval of the per-seed differences (:func:`bench.stats.paired_across_seeds`), which counts
-  the seeds' spread as well as the inputs';
-- the test and its p-value (McNemar's exact test, stratified over seeds when there are several);
+  the discordant inputs' share and split (:func:`bench.stats.paired_difference_interval`); with
+  several, an interval that counts the inputs' and the seeds' sampling together
+  (:func:`bench.stats.paired_across_seeds`);
+- the test and its p-value (McNemar's exact test; with several seeds, the exact sign test over
+  inputs of the seed-averaged differences);
 - the minimum effect this run could detect with 80 % power at α = 0.05
   (:func:`bench.stats.detectable_difference`);
 - ``supported`` (the interval lies on the paper's side: above 0 for "above", below the margin
@@ -98,11 +99,10 @@ def verdict(claim: Claim, method: dict[int, np.ndarray], other: dict[int, np.nda
         mde = detectable_difference(discordant / n, n) if discordant else float("nan")
     else:
         test = paired_across_seeds({s: method[s] for s in seeds}, {s: other[s] for s in seeds}, level)
-        effect, low, high, p = test["difference"], test["seed_low"], test["seed_high"], test["p_inputs"]
-        how = (f"McNemar exact stratified over {len(seeds)} seeds; interval: t over the per-seed differences "
+        effect, low, high, p = test["difference"], test["low"], test["high"], test["p_inputs"]
+        how = (f"exact sign test over inputs ({len(seeds)} seeds averaged); interval over inputs and seeds "
                f"(limited by {test['limited_by'] or 'neither'})")
-        spread = float(np.std(test["per_seed_differences"], ddof=1))
-        mde = detectable_difference(None, None, seeds=len(seeds), seed_sd=spread)
+        mde = detectable_difference(None, None, seeds=len(seeds), se=test["se"]) if test["se"] else float("nan")
     if claim.kind == "within":  # the drop other − method, against the margin
         effect, low, high = -effect, -high, -low
         decided = "supported" if high < claim.margin else "contradicted" if low > claim.margin else "not decided"
@@ -116,7 +116,10 @@ def verdict(claim: Claim, method: dict[int, np.ndarray], other: dict[int, np.nda
             decided, why = "supported", "the interval lies above 0"
         else:
             decided, why = "not decided", "the interval contains 0"
-    return {"verdict": decided, "why": why, "effect": effect, "ci_low": low, "ci_high": high, "p_value": p,
+    direction = "supported" if low > 0 else "contradicted" if high < 0 else "not decided"
+    if claim.kind == "within":
+        direction = "supported" if high < claim.margin else "contradicted" if low > claim.margin else "not decided"
+    return {"verdict": decided, "direction": direction, "why": why, "effect": effect, "ci_low": low, "ci_high": high, "p_value": p,
             "test": how, "detectable": mde, "seeds": len(seeds), "inputs": sum(len(method[s]) for s in seeds)}
 
 

@@ -67,6 +67,8 @@ def register_job_kind(kind: JobKind) -> JobKind:
     """Add ``kind`` to :data:`JOB_KINDS` (a name registered twice by different objects is refused)."""
     if kind.name in JOB_KINDS and JOB_KINDS[kind.name] != kind:
         raise ValueError(f"job kind '{kind.name}' is registered twice")
+    if "_" in kind.name:  # a job's benchmark file is <kind>_<name>.tsv: the kind is what precedes the first "_"
+        raise ValueError(f"job kind '{kind.name}': a kind's name has no '_'")
     if kind.resources not in (None, "train", "eval"):
         raise ValueError(f"job kind '{kind.name}': resources must be 'train', 'eval' or None, not {kind.resources!r}")
     JOB_KINDS[kind.name] = kind
@@ -120,12 +122,17 @@ def _train(config: dict, w, vic: dict[str, str], **extra: Any) -> dict:
 
 
 def _certify(config: dict, w, vic: dict[str, str], table: str, **extra: Any) -> dict:
-    """That table's settings, the budget and the test subset."""
+    """That table's settings, the budget and the test subset; with a κ = 0 column, whether the
+    method's own certificate is sound bounds (``Method.native_certificate``: only then is κ = 0
+    certified, by IBP bounds), a property of the method carried as a setting so that a change of
+    it reruns the job."""
     t = get_table(table)
+    deterministic = t.deterministic(config)
     return dict(table=t.key, settings=t.settings(config, vic), budget=int(config["certify"]["budget"]),
                 test_per_class=config["certify"].get("test_per_class"),
                 block_inputs=config["certify"].get("block_inputs"),
-                deterministic=vic["main"] if t.deterministic(config) else None)
+                deterministic=vic["main"] if deterministic else None,
+                **({"sound_bounds": get_method(w.method).native_certificate == "bounds"} if deterministic else {}))
 
 
 def _attack(config: dict, w, vic: dict[str, str], attack: str, **extra: Any) -> dict:

@@ -8,8 +8,8 @@
 - :func:`compare_to_best`: per column of a table, the best method and whether each other
   method's difference from it is significant on the paired test images.
 - :func:`paired_across_seeds`: two methods trained with several seeds, evaluated on the same
-  inputs: the stratified exact McNemar test over the seeds (the inputs' sampling) beside a
-  t interval of the per-seed differences (the seeds' sampling), and which of the two limits the
+  inputs: the exact sign test over inputs (these models) beside an interval that counts the
+  inputs' and the seeds' sampling together (the methods), and which of the two limits the
   conclusion.
 - :func:`paired_difference_interval`, :func:`detectable_difference`: the interval of a paired
   difference and the smallest difference a run can detect.
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["LEVEL", "clopper_pearson", "compare_to_best", "detectable_difference", "mcnemar_exact", "paired_across_seeds",
-           "paired_difference_interval", "rate_columns"]
+           "paired_difference_interval", "rate_across_seeds", "rate_columns"]
 
 #: the confidence of every interval and the level of every comparison in the tables
 LEVEL = 0.95
@@ -63,26 +63,28 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool], alternative: str = "two-
 
 
 def paired_across_seeds(a: dict[int, Sequence[bool]], b: dict[int, Sequence[bool]], level: float = LEVEL) -> dict:
-    """Method ``a`` against method ``b`` over training seeds, each seed's models scored on the same inputs.
+    """Method ``a`` against method ``b`` over training seeds, every seed's models scored on the same inputs.
 
     ``a[s]``, ``b[s]``: per-input outcomes (right, or certified and right) of the two methods'
-    models of seed ``s``, in one input order. Two sources of chance, two answers:
+    models of seed ``s``, in one input order: the same test inputs for every seed, so an input's
+    outcomes are correlated across seeds and the input, not the (seed, input) pair, is the unit.
+    The effect is the mean over seeds of the per-seed differences dₛ (points). Two answers:
 
-    - **the test inputs**: the stratified exact McNemar test, seeds as strata. Under H0 (in every
-      seed, a discordant input is as likely a's as b's) the pooled discordant counts are
-      Binomial(Σ(bₛ+cₛ), ½): for matched pairs the Cochran–Mantel–Haenszel test reduces to
-      McNemar's on the pooled discordant pairs (Agresti, *Categorical Data Analysis*, 3rd ed.,
-      §11.1); here exact (``p_inputs``). It holds the trained models fixed: it says whether these
-      models differ, not whether the methods would with other seeds.
-    - **the training seeds**: the per-seed differences of the rates dₛ (points), their mean and
-      its Student-t interval with S − 1 degrees of freedom (``seed_low``, ``seed_high``; needs
-      S ≥ 2), which treats the seeds as a sample of the method's training runs (the per-seed
-      spread includes each seed's input noise, so this interval is the wider, honest one).
+    - **the test inputs** (the models held fixed): the exact sign test over inputs of Dᵢ, input
+      i's difference a − b averaged over the seeds (with one seed, McNemar's exact test):
+      ``p_inputs``. It says whether these models differ on inputs like these.
+    - **the inputs and the seeds together** (the methods): the interval effect ± t·SE with
+      SE² = s²(dₛ)/S + s²(Dᵢ)/n, the seeds' spread of the per-seed differences and the inputs'
+      spread of the seed-averaged differences (a crossed design: both are samples; the seed ×
+      input interaction enters both terms, which errs wide), and Welch–Satterthwaite degrees of
+      freedom (``low``, ``high``). When no input is discordant in any seed, SE is 0 and says
+      nothing: the interval is then ± the exact upper bound of the share of inputs discordant in
+      some seed (|a − b| cannot exceed it).
 
-    ``limited_by``: ``"seeds"`` when the inputs' test rejects at 1 − ``level`` but the seeds'
-    interval contains 0 (the difference is real for these models and not shown for the
-    methods), ``"inputs"`` when neither rejects, ``None`` when both do (the difference stands).
-    Rates and differences are in percent.
+    ``limited_by``: ``"seeds"`` when the inputs' test rejects at 1 − ``level`` but the interval
+    contains 0 (these models differ; the spread over seeds does not let it be said of the
+    methods), ``None`` when the interval excludes 0 (the difference stands), ``"inputs"``
+    otherwise (not even these models are shown to differ).
     """
     from scipy.stats import binomtest
     from scipy.stats import t as student_t
@@ -90,30 +92,59 @@ def paired_across_seeds(a: dict[int, Sequence[bool]], b: dict[int, Sequence[bool
     if set(a) != set(b) or not a:
         raise ValueError(f"both methods need the same seeds: {sorted(a)} vs {sorted(b)}")
     seeds = sorted(a)
-    per_seed = {s: mcnemar_exact(a[s], b[s]) for s in seeds}
-    sizes = {s: len(np.asarray(a[s])) for s in seeds}
-    a_only = sum(r["a_only"] for r in per_seed.values())
-    b_only = sum(r["b_only"] for r in per_seed.values())
-    p_inputs = 1.0 if a_only + b_only == 0 else float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
-    diffs = np.array([100.0 * (per_seed[s]["a_only"] - per_seed[s]["b_only"]) / sizes[s] for s in seeds])
-    mean = float(diffs.mean())
-    if len(seeds) >= 2:
-        half = float(student_t.ppf(0.5 + level / 2, len(seeds) - 1) * diffs.std(ddof=1) / np.sqrt(len(seeds)))
-        low, high = mean - half, mean + half
+    A = np.array([np.asarray(a[s], dtype=float) for s in seeds])
+    B = np.array([np.asarray(b[s], dtype=float) for s in seeds])
+    if A.shape != B.shape:
+        raise ValueError(f"paired test needs the same inputs in every seed: {A.shape} vs {B.shape}")
+    S, n = A.shape
+    per_input = 100.0 * (A - B).mean(axis=0)  # Dᵢ, points
+    diffs = 100.0 * (A - B).mean(axis=1)  # dₛ, points
+    effect = float(diffs.mean())
+    up, down = int((per_input > 0).sum()), int((per_input < 0).sum())
+    p_inputs = 1.0 if up + down == 0 else float(binomtest(up, up + down, 0.5).pvalue)
+    seed_var = float(diffs.var(ddof=1)) / S if S > 1 else 0.0
+    input_var = float(per_input.var(ddof=1)) / n if n > 1 else 0.0
+    se = float(np.sqrt(seed_var + input_var))
+    if up + down == 0:  # no discordant input anywhere: bound |a − b| by the share's exact upper bound
+        half = clopper_pearson(0, n, level)[1]
     else:
-        low = high = float("nan")
-    seed_rejects = len(seeds) >= 2 and (low > 0 or high < 0)
-    inputs_reject = p_inputs < 1 - level
-    limited = None if (inputs_reject and seed_rejects) else "seeds" if inputs_reject else "inputs"
-    total = sum(sizes.values())
-    return {"seeds": len(seeds), "a_rate": 100.0 * float(sum(np.sum(a[s]) for s in seeds)) / total,
-            "b_rate": 100.0 * float(sum(np.sum(b[s]) for s in seeds)) / total, "difference": mean,
-            "per_seed_differences": diffs.tolist(), "a_only": a_only, "b_only": b_only, "p_inputs": p_inputs,
-            "seed_low": low, "seed_high": high, "limited_by": limited}
+        parts = (seed_var**2 / (S - 1) if S > 1 else 0.0) + (input_var**2 / (n - 1) if n > 1 else 0.0)
+        df = se**4 / parts if parts > 0 else float(n - 1)
+        half = float(student_t.ppf(0.5 + level / 2, df)) * se
+    low, high = effect - half, effect + half
+    stands = low > 0 or high < 0
+    limited = None if stands else "seeds" if p_inputs < 1 - level else "inputs"
+    return {"seeds": S, "inputs": n, "a_rate": 100.0 * float(A.mean()), "b_rate": 100.0 * float(B.mean()),
+            "difference": effect, "per_seed_differences": diffs.tolist(), "se": se, "inputs_up": up,
+            "inputs_down": down, "p_inputs": p_inputs, "low": low, "high": high, "limited_by": limited}
+
+
+def rate_across_seeds(hits: dict[int, Sequence[bool]], level: float = LEVEL) -> tuple[float, float, float]:
+    """One method's rate over its training seeds, every seed's model on the same inputs: the mean
+    of the per-seed rates (percent) and its ``level`` interval, mean ± t·SE with SE² =
+    s²(rateₛ)/S + s²(hᵢ)/n (hᵢ: input i's hit share over the seeds; Welch–Satterthwaite degrees of
+    freedom), clipped to [0, 100]. The inputs, not the (seed, input) pairs, are the unit: pooling
+    the S·n outcomes as independent would make the interval too narrow. When every input has
+    one outcome in every seed (SE = 0), the exact Clopper–Pearson interval of the n inputs."""
+    from scipy.stats import t as student_t
+
+    H = np.array([np.asarray(hits[s], dtype=float) for s in sorted(hits)])
+    S, n = H.shape
+    rates, per_input = 100.0 * H.mean(axis=1), 100.0 * H.mean(axis=0)
+    value = float(rates.mean())
+    seed_var = float(rates.var(ddof=1)) / S if S > 1 else 0.0
+    input_var = float(per_input.var(ddof=1)) / n if n > 1 else 0.0
+    se = float(np.sqrt(seed_var + input_var))
+    if se == 0.0:
+        low, high = clopper_pearson(int(round(value * n / 100.0)), n, level)
+        return value, low, high
+    parts = (seed_var**2 / (S - 1) if S > 1 else 0.0) + (input_var**2 / (n - 1) if n > 1 else 0.0)
+    half = float(student_t.ppf(0.5 + level / 2, se**4 / parts)) * se
+    return value, max(0.0, value - half), min(100.0, value + half)
 
 
 def paired_difference_interval(a_only: int, b_only: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """A (1−``level``) interval of the difference of two paired rates, a − b, in points.
+    """A ``level`` interval of the difference of two paired rates, a − b, in points.
 
     a − b = ψ(2π − 1), with ψ the share of discordant inputs (one right, the other wrong) and π
     the share of a's among them. Both get an exact Clopper–Pearson interval at 1 − (1−level)/2,
@@ -132,26 +163,23 @@ def paired_difference_interval(a_only: int, b_only: int, n: int, level: float = 
 
 
 def detectable_difference(discordant: float | None, n: int | None, power: float = 0.8, alpha: float = 0.05,
-                          seeds: int | None = None, seed_sd: float | None = None) -> float:
+                          seeds: int | None = None, se: float | None = None) -> float:
     """The smallest difference of two paired rates (points) that a two-sided test at ``alpha``
     detects with probability ``power``.
 
     One seed: McNemar's test on ``n`` inputs of which a share ``discordant`` is discordant, by
     the normal approximation d ≈ (z₁₋α/₂ + z_power)·√(ψ/n) (Connor 1987, "Sample size for
-    testing differences in proportions for the paired-sample design", Biometrics 43: the d² term
-    of the variance dropped, which errs small). Several seeds: the t test of the per-seed
-    differences, (t₁₋α/₂ + t_power)·sd/√S with S − 1 degrees of freedom (NaN for S < 2 or no spread)."""
+    testing differences in proportions for the paired-sample design", Biometrics 43; the d² term
+    of the variance dropped, which makes it a little larger). Several seeds: (z₁₋α/₂ + z_power)
+    times the standard error ``se`` of :func:`paired_across_seeds` (NaN without one)."""
     from scipy.stats import norm
-    from scipy.stats import t as student_t
 
+    z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
     if seeds is not None:
-        if seeds < 2 or not seed_sd:
-            return float("nan")
-        df = seeds - 1
-        return float((student_t.ppf(1 - alpha / 2, df) + student_t.ppf(power, df)) * seed_sd / np.sqrt(seeds))
+        return float(z * se) if se else float("nan")
     if not n or discordant is None:
         return float("nan")
-    return float(100.0 * (norm.ppf(1 - alpha / 2) + norm.ppf(power)) * np.sqrt(discordant / n))
+    return float(100.0 * z * np.sqrt(discordant / n))
 
 
 def rate_columns(successes: pd.Series, inputs: pd.Series, level: float = LEVEL) -> pd.DataFrame:

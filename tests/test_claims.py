@@ -64,12 +64,19 @@ def test_within_verdicts():
     assert judge(WITHIN, 2, 4)["verdict"] == "not decided"  # 0.5 points, interval past 1
 
 
-def test_several_seeds_use_the_seed_level_interval():
-    seeds = {s: pair(*counts) for s, counts in enumerate([(20, 4), (8, 6), (30, 2)])}
+def test_several_seeds_count_the_inputs_and_the_seeds():
+    """Two seeds that agree on everything are the one seed's evidence, not twice it (the seeds
+    share the inputs): 20 inputs, one discordant, is not decided either way."""
+    a, b = pair(1, 0, n=20, both=10)
+    two = verdict(ABOVE, {0: a, 1: a}, {0: b, 1: b})
+    assert two["seeds"] == 2 and two["verdict"] == "not decided" and two["ci_low"] < 0 < two["ci_high"]
+    none = verdict(WITHIN, {0: b, 1: b}, {0: b, 1: b})  # no discordant input: no evidence of equality either
+    assert none["verdict"] == "not decided" and none["ci_high"] > 15
+    seeds = {s: pair(*counts) for s, counts in enumerate([(20, 4), (18, 6), (30, 2)])}
     r = verdict(ABOVE, {s: p[0] for s, p in seeds.items()}, {s: p[1] for s, p in seeds.items()})
-    assert r["seeds"] == 3 and r["p_value"] < 1e-6  # the inputs: clear
-    assert r["ci_low"] < 0 < r["effect"] and r["verdict"] == "not decided"  # the seeds: not shown
-    assert "limited by seeds" in r["test"]
+    assert r["verdict"] == "supported" and r["direction"] == "supported" and "3 seeds" in r["test"]
+    small = verdict(ABOVE, {s: p[0] for s, p in seeds.items()}, {s: p[1] for s, p in seeds.items()}, paper_effect=30.0)
+    assert small["verdict"] == "contradicted" and small["direction"] == "supported"  # smaller than the paper's
 
 
 def test_the_registry():

@@ -54,8 +54,8 @@ def test_the_registry_refuses_a_second_kind_of_one_name_and_a_bad_resources_bloc
     with pytest.raises(ValueError, match="registered twice"):
         register_job_kind(JobKind("train", ("bench.jobs.audit",)))
     with pytest.raises(ValueError, match="resources must be"):
-        register_job_kind(JobKind("gpu_only", ("bench.jobs.audit",), resources="gpu"))
-    assert "gpu_only" not in JOB_KINDS
+        register_job_kind(JobKind("gpuonly", ("bench.jobs.audit",), resources="gpu"))
+    assert "gpuonly" not in JOB_KINDS
 
 
 def test_a_kind_without_settings_of_its_own_says_which_parts_have_them(config):
@@ -71,3 +71,19 @@ def test_every_declared_cost_model_exists():
         if kind.cost is not None:
             module, _, function = kind.cost.partition(":")
             assert callable(getattr(importlib.import_module(module), function)), kind.name
+
+
+def test_a_new_kinds_output_gets_its_benchmark_file_and_a_name_with_an_underscore_is_refused(monkeypatch):
+    from bench import paths
+    from bench.paths import ModelRun
+
+    monkeypatch.setitem(paths.OUTPUT_KINDS, "calibration", "calibration.json")
+    register_job_kind(JobKind("calib", ("bench.jobs.audit",), ("calibration",),
+                              settings=lambda config, w, vic, **extra: {}))
+    try:
+        model = ModelRun("smoke", "fashion_mnist", "ours", "convnet", 0)
+        assert plan.benchmark_of(model.output("calibration")) == model.benchmark("calib")
+    finally:
+        JOB_KINDS.pop("calib")
+    with pytest.raises(ValueError, match="has no '_'"):
+        register_job_kind(JobKind("my_kind", ("bench.jobs.audit",)))

@@ -35,16 +35,36 @@ SEEDS = {0: pair(5, 1), 1: pair(4, 2), 2: pair(6, 0)}
 
 
 def test_the_cross_seed_test_by_hand():
-    """Pooled discordant pairs 15 vs 3: exact two-sided p = 2·P(X ≤ 3 | 18, ½) = 2·988/2¹⁸.
-    Per-seed differences 4, 2, 6 points: mean 4, sd 2, t(0.975, 2) = 4.302653: 4 ± 4.9683."""
+    """The same 100 inputs in every seed. Per input, a − b averaged over the seeds (points): +100
+    on inputs 50-53, +33.3 on 54, −33.3 on 55, 0 elsewhere: 5 up, 1 down, exact sign test
+    p = 2·7/2⁶ = 0.21875. Per-seed differences 4, 2, 6: effect 4. SE² = s²(dₛ)/3 + s²(Dᵢ)/100 =
+    4/3 + 410.3254/100 = 5.43659; Welch–Satterthwaite df = SE⁴/((4/3)²/2 + 4.103254²/99) = 27.91;
+    4 ± t(0.975, 27.91)·2.33165."""
+    from scipy.stats import t
+
     r = paired_across_seeds({s: p[0] for s, p in SEEDS.items()}, {s: p[1] for s, p in SEEDS.items()})
-    assert (r["a_only"], r["b_only"]) == (15, 3)
-    assert r["p_inputs"] == pytest.approx(2 * 988 / 2**18, rel=1e-12)
+    assert (r["inputs_up"], r["inputs_down"]) == (5, 1) and r["p_inputs"] == pytest.approx(14 / 64, rel=1e-12)
     assert r["per_seed_differences"] == [4.0, 2.0, 6.0] and r["difference"] == 4.0
-    assert r["seed_low"] == pytest.approx(4 - 4.302653 * 2 / 3**0.5, abs=1e-5)
-    assert r["seed_high"] == pytest.approx(4 + 4.302653 * 2 / 3**0.5, abs=1e-5)
-    assert r["limited_by"] == "seeds"  # the models differ; the seeds' spread does not show the methods do
-    assert (r["a_rate"], r["b_rate"]) == (55.0, 51.0)
+    var_d = (10000 * 4 + 2 * (100 / 3) ** 2 - 100 * 16) / 99
+    se2 = 4 / 3 + var_d / 100
+    df = se2**2 / ((4 / 3) ** 2 / 2 + (var_d / 100) ** 2 / 99)
+    assert r["se"] == pytest.approx(se2**0.5, rel=1e-9) and df == pytest.approx(27.91, abs=0.01)
+    assert r["low"] == pytest.approx(4 - t.ppf(0.975, df) * se2**0.5, rel=1e-9)
+    assert r["high"] == pytest.approx(4 + t.ppf(0.975, df) * se2**0.5, rel=1e-9)
+    assert r["limited_by"] == "inputs"  # not even these models are shown to differ
+    assert (r["a_rate"], r["b_rate"]) == pytest.approx((55.0, 51.0))
+
+
+def test_copies_of_one_seed_are_no_more_evidence_than_the_seed():
+    """The inputs are shared by the seeds: three identical seeds must not look like three times
+    the inputs (pooling seed × input pairs as independent would turn p = 0.18 into 0.008)."""
+    a, b = pair(6, 1)
+    one = paired_across_seeds({0: a}, {0: b})
+    three = paired_across_seeds({s: a for s in range(3)}, {s: b for s in range(3)})
+    assert three["p_inputs"] == one["p_inputs"] == pytest.approx(2 * 8 / 2**7)
+    assert three["low"] == pytest.approx(one["low"]) and three["high"] == pytest.approx(one["high"])
+    none = paired_across_seeds({s: a for s in range(2)}, {s: a for s in range(2)})  # no discordant input
+    assert none["low"] < 0 < none["high"] and none["high"] == pytest.approx(100 * (1 - 0.025 ** (1 / 100)))
 
 
 def test_the_cross_seed_verdicts():
@@ -54,6 +74,14 @@ def test_the_cross_seed_verdicts():
     tie = {0: pair(2, 2), 1: pair(1, 2), 2: pair(3, 1)}
     assert paired_across_seeds({s: p[0] for s, p in tie.items()},
                                {s: p[1] for s, p in tie.items()})["limited_by"] == "inputs"
+    rng = np.random.default_rng(0)  # these models differ on the inputs; the seeds disagree on the sign
+    spread = {}
+    for s, shift in enumerate([12, -6, 12]):
+        base = rng.random(400) < 0.5
+        flip = rng.random(400) < abs(shift) / 100
+        spread[s] = (base | flip, base) if shift > 0 else (base, base | flip)
+    r = paired_across_seeds({s: p[0] for s, p in spread.items()}, {s: p[1] for s, p in spread.items()})
+    assert r["p_inputs"] < 0.05 and r["low"] < 0 < r["high"] and r["limited_by"] == "seeds"
     with pytest.raises(ValueError, match="same seeds"):
         paired_across_seeds({0: [True]}, {1: [True]})
 
@@ -79,11 +107,11 @@ def test_table1_across_seeds(tmp_path):
     assert table.enabled({"seeds": [0, 1, 2], "tables": [1]}) and not table.enabled({"seeds": [0], "tables": [1]})
     df = table.build(paths, {})
     cra = df[df["metric"] == "certified_robust_accuracy"].set_index("method")
-    assert cra.loc["ours", "best"] and cra.loc["ours", "value"] == 55.0 and cra.loc["ours", "inputs"] == 300
+    assert cra.loc["ours", "best"] and cra.loc["ours", "value"] == pytest.approx(55.0) and cra.loc["ours", "inputs"] == 100
     assert (cra.loc["ours", "seed_min"], cra.loc["ours", "seed_max"]) == (54.0, 56.0)
     da = cra.loc["da"]
-    assert da["best_method"] == "ours" and da["best_minus_this"] == 4.0 and da["limited_by"] == "seeds"
-    assert da["p_inputs"] == pytest.approx(2 * 988 / 2**18)
+    assert da["best_method"] == "ours" and da["best_minus_this"] == 4.0 and da["limited_by"] == "inputs"
+    assert da["p_inputs"] == pytest.approx(14 / 64) and da["low"] < 0 < da["high"]
     assert da["ci_low"] < da["value"] < da["ci_high"]
 
 

@@ -34,7 +34,6 @@ from bench.data import load_split
 from bench.io import write_csv
 from bench.jobs.common import Context, Job, evaluated_model
 from bench.jobs.resume import Units
-from bench.method import get_method
 from bench.vicinity import parse_vicinity
 
 __all__ = ["certify_model", "run", "run_group", "stream_seed"]
@@ -155,13 +154,14 @@ def _block(units: Units, name: str, model, test, start: int, size: int, spec: st
 
 def _deterministic(job: Job, model, test, spec: str) -> tuple[dict, pd.DataFrame | None]:
     """κ = 0 (Table 11's first column): certified only by sound IBP bounds, for the models of a
-    method whose native certificate is bounds (``Method.native_certificate``: IBP's;
-    :func:`bench.native.bound_certify`); other methods get no value ("–")."""
+    method whose native certificate is bounds (the setting ``sound_bounds``, from
+    ``Method.native_certificate``: IBP's; :func:`bench.native.bound_certify`); other methods get no
+    value ("–")."""
     from bench.native import bound_certify_inputs
 
     base = {"vicinity": "main", "spec": spec, "kappa": 0.0, "alpha": 0.0, "procedure": "ibp_bounds",
             "inputs": len(test), "precision": "fp32 (IEEE: sound bounds)"}
-    if get_method(job.settings["method"]).native_certificate != "bounds":
+    if not job.settings.get("sound_bounds"):
         return {**base, "standard_accuracy": None, "certified_robustness_rate": None,
                 "certified_robust_accuracy": None}, None
     start = time.perf_counter()

@@ -4,12 +4,13 @@ comparison with the best method tested against both the test inputs and the trai
 A run with several ``seeds`` trains every model once per seed; Table 1 then has one row per
 seed, and its McNemar tests compare models of one seed. This table is what a reviewer asks of
 a comparison of *methods*: per (dataset, procedure, metric), each method's rate pooled over its
-seeds (``value``: successes over seeds × inputs, with its exact interval), the per-seed rates'
-minimum, maximum and standard deviation, and, against the method with the highest pooled rate,
-:func:`bench.stats.paired_across_seeds`: the stratified exact McNemar test over the seeds
-(``p_inputs``), the t interval of the per-seed differences (``seed_low``, ``seed_high``, points)
-and ``limited_by`` — ``seeds`` where these models differ but the seeds' spread does not let the
-difference be said of the methods. Enabled when the config has two or more seeds.
+seeds (``value``, the mean of the per-seed rates, with an interval that counts the inputs' and
+the seeds' sampling: :func:`bench.stats.rate_across_seeds`), the per-seed rates' minimum,
+maximum and standard deviation, and, against the method with the highest pooled rate,
+:func:`bench.stats.paired_across_seeds`: the exact sign test over inputs (``p_inputs``: these
+models), the interval of the difference over inputs and seeds (``low``, ``high``, points: the
+methods) and ``limited_by`` — ``seeds`` where these models differ but the seeds' spread does not
+let the difference be said of the methods. Enabled when the config has two or more seeds.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from bench.metrics import METRICS
 from bench.paths import file_kind
-from bench.stats import clopper_pearson, paired_across_seeds
+from bench.stats import paired_across_seeds, rate_across_seeds
 from bench.tables.base import Table, certification_outcomes, get_table, register_table
 
 __all__ = ["AcrossSeeds"]
@@ -44,21 +45,20 @@ class AcrossSeeds(Table):
             groups.setdefault((dataset, procedure, metric), {}).setdefault(method, {})[int(seed)] = hits
         rows = []
         for (dataset, procedure, metric), by_method in groups.items():
-            pooled = {m: 100.0 * sum(h.sum() for h in s.values()) / sum(len(h) for h in s.values())
-                      for m, s in by_method.items()}
-            best = max(pooled, key=pooled.get)
+            pooled = {m: rate_across_seeds(s) for m, s in by_method.items()}
+            best = max(pooled, key=lambda m: pooled[m][0])
             for method, by_seed in sorted(by_method.items()):
                 per_seed = [100.0 * h.sum() / len(h) for _, h in sorted(by_seed.items())]
-                successes, total = int(sum(h.sum() for h in by_seed.values())), sum(len(h) for h in by_seed.values())
-                low, high = clopper_pearson(successes, total)
+                value, low, high = pooled[method]
                 row = {"method": method, "dataset": dataset, "procedure": procedure, "metric": metric,
-                       "seeds": len(by_seed), "inputs": total, "value": pooled[method], "ci_low": low, "ci_high": high,
+                       "seeds": len(by_seed), "inputs": len(next(iter(by_seed.values()))), "value": value,
+                       "ci_low": low, "ci_high": high,
                        "seed_min": min(per_seed), "seed_max": max(per_seed),
                        "seed_sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else np.nan,
                        "best": method == best}
                 if method != best and set(by_seed) == set(by_method[best]):
                     test = paired_across_seeds(by_method[best], by_seed)
                     row.update(best_method=best, best_minus_this=test["difference"], p_inputs=test["p_inputs"],
-                               seed_low=test["seed_low"], seed_high=test["seed_high"], limited_by=test["limited_by"])
+                               low=test["low"], high=test["high"], limited_by=test["limited_by"])
                 rows.append(row)
         return pd.DataFrame(rows)
