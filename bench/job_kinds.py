@@ -6,7 +6,8 @@ A job kind declares what every part of the workflow needs to know of it:
   stamp (:func:`bench.plan.code_version`), so editing that code reruns exactly its jobs;
 - ``uses_method``: whether its result depends on the method's own module (training, and
   predicting by the method's rule), whose stamp then joins the job's;
-- ``outputs``: the files it writes in a model's folder (:data:`bench.paths.OUTPUT_KINDS`);
+- ``outputs``: the files it writes in a model's folder (:data:`bench.paths.OUTPUT_KINDS`), the
+  primary one first (a job's benchmark file is named after it: :func:`bench.plan.benchmark_of`);
 - ``resources``: ``train`` or ``eval``, the config's ``resources`` block it runs under
   (:func:`resources`, :func:`threads`: the rules read them from here);
 - ``settings``: the slice of the config its jobs read, beyond the keys every job has

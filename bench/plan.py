@@ -211,8 +211,8 @@ def benchmark_of(path: str, grouped: Iterable[str] = (), grouped_tables: Iterabl
         name = "certifications" if audit_grouped and not ablation else "audit"
     elif out.kind == "native":
         name = "native"
-    else:  # a kind registered beyond these: the one that declares this output
-        owners = [k for k in JOB_KINDS.values() if out.kind in k.outputs and k.settings is not None]
+    else:  # a kind registered beyond these: the one whose first (primary) output this is
+        owners = [k for k in JOB_KINDS.values() if k.outputs[:1] == (out.kind,) and k.settings is not None]
         if not owners:
             return None
         name = owners[0].name + (f"_{out.name}" if out.name else "")
