@@ -180,7 +180,7 @@ def test_smoke_dag_runs_end_to_end_with_every_method_and_column(smoke_run):
     assert set(claims["verdict"]) <= {"supported", "contradicted", "not decided", "not comparable"}
     # ours votes, DA takes the argmax: Table 3's claim on them is no comparison
     assert claims.set_index("claim").loc["table3_autoattack_above_da", "verdict"] == "not comparable"
-    assert html.index("Summary") < html.index("claims on this run") < html.index("Table 1:")
+    assert html.index("<h2>Summary") < html.index("claims on this run") < html.index("<h2>Table 1:")
     times = pd.read_csv(reports / "job_times.csv")
     attack_jobs = len(set(cfg["attacks"]["names"]) | {"FGSM", "PGD", "Square", "PGDMoreSteps", "PGDUnbounded"}) + 1
     per_model = 1 + 5 + attack_jobs + 1 + 1  # train, certify, attacks + AutoAttack, transfer, audit
