@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.registry import Registry
 from bench.stats import LEVEL, detectable_difference, mcnemar_exact, paired_across_seeds, paired_difference_interval
 
 __all__ = ["CLAIMS", "Claim", "get_claim", "list_claims", "register_claim", "verdict"]
@@ -56,27 +57,22 @@ class Claim:
     settings: dict[str, Any] = field(default_factory=dict)  # a setting of the table (a transform, say)
 
 
-CLAIMS: dict[str, Claim] = {}
+_CLAIMS: Registry[Claim] = Registry("claim")
+CLAIMS: dict[str, Claim] = _CLAIMS.items
 
 
 def register_claim(claim: Claim) -> Claim:
-    if claim.key in CLAIMS and CLAIMS[claim.key] != claim:
-        raise ValueError(f"claim '{claim.key}' is registered twice")
     if claim.kind not in ("above", "within") or (claim.kind == "within") != (claim.margin is not None):
         raise ValueError(f"claim '{claim.key}': kind 'above', or 'within' with a margin")
-    CLAIMS[claim.key] = claim
-    return claim
+    return _CLAIMS.add(claim.key, claim)
 
 
 def list_claims() -> list[str]:
-    return list(CLAIMS)
+    return _CLAIMS.keys()
 
 
 def get_claim(key: str) -> Claim:
-    try:
-        return CLAIMS[key]
-    except KeyError:
-        raise ValueError(f"no such claim: '{key}'; known: {', '.join(CLAIMS)}") from None
+    return _CLAIMS.get(key)
 
 
 def verdict(claim: Claim, method: dict[int, np.ndarray], other: dict[int, np.ndarray],

@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.data import dataset_info
 from bench.method import get_method, shape_group
+from bench.registry import Registry
 from bench.runs import train_epochs
 from bench.tables import get_table
 
@@ -61,30 +62,25 @@ class JobKind:
         return getattr(importlib.import_module(module), function)(job, config)
 
 
-JOB_KINDS: dict[str, JobKind] = {}
+_KINDS: Registry[JobKind] = Registry("job kind")
+JOB_KINDS: dict[str, JobKind] = _KINDS.items
 
 
 def register_job_kind(kind: JobKind) -> JobKind:
     """Add ``kind`` to :data:`JOB_KINDS` (a name registered twice by different objects is refused)."""
-    if kind.name in JOB_KINDS and JOB_KINDS[kind.name] != kind:
-        raise ValueError(f"job kind '{kind.name}' is registered twice")
     if "_" in kind.name:  # a job's benchmark file is <kind>_<name>.tsv: the kind is what precedes the first "_"
         raise ValueError(f"job kind '{kind.name}': a kind's name has no '_'")
     if kind.resources not in (None, "train", "eval"):
         raise ValueError(f"job kind '{kind.name}': resources must be 'train', 'eval' or None, not {kind.resources!r}")
-    JOB_KINDS[kind.name] = kind
-    return kind
+    return _KINDS.add(kind.name, kind)
 
 
 def list_job_kinds() -> list[str]:
-    return list(JOB_KINDS)
+    return _KINDS.keys()
 
 
 def get_job_kind(name: str) -> JobKind:
-    try:
-        return JOB_KINDS[name]
-    except KeyError:
-        raise ValueError(f"no such job kind: '{name}'; known: {', '.join(JOB_KINDS)}") from None
+    return _KINDS.get(name)
 
 
 def threads(kind: str, config: dict) -> int:

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["METRICS", "LABELLED", "per_input", "rates"]
+__all__ = ["METRICS", "per_input", "rates"]
 
 #: Table 8's metrics, in the paper's order
 METRICS = ("standard_accuracy", "certified_robustness_rate", "certified_robust_accuracy")
-#: the metrics that need the inputs' labels
-LABELLED = ("standard_accuracy", "certified_robust_accuracy")
 
 
 def per_input(frame: pd.DataFrame, labelled: bool = True) -> dict[str, pd.Series]:

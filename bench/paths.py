@@ -25,9 +25,8 @@ path building elsewhere).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 __all__ = ["ModelRun", "OUTPUT_KINDS", "Output", "benchmark_job", "file_kind", "model_file", "output_kind", "reports_dir", "results_dir", "run_log", "selection_file",
            "selection_log"]
@@ -103,9 +102,6 @@ class ModelRun:
     def benchmark(self, job: str) -> str:
         """The Snakemake ``benchmark:`` file of one job of this model."""
         return f"{RESULTS}/{self.run}/benchmarks/{self._model()}/{job}.tsv"
-
-    def replace(self, **changes: Any) -> "ModelRun":
-        return replace(self, **changes)
 
     def as_dict(self) -> dict:
         """The run dict of :mod:`bench.runs` (``seed`` an int where it is one)."""
