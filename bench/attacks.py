@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch.nn as nn
 import torchattacks
 
+from bench.registry import Registry
+
 __all__ = ["ATTACKS", "AttackBudget", "autoattack", "autoattack_settings", "make_attack"]
 
 REFERENCE_EPS = 8 / 255  # the L∞ radius torchattacks' default step sizes are tuned for
@@ -43,7 +45,8 @@ class AttackBudget:
 Builder = Callable[[nn.Module, AttackBudget], torchattacks.attack.Attack]
 
 #: Table 9's rows in the paper's order ("No Attack" is the clean accuracy, not an attack).
-ATTACKS: dict[str, Builder] = {
+ATTACKS: Registry[Builder] = Registry("attack")
+for _name, _builder in {
     "TIFGSM": lambda m, b: torchattacks.TIFGSM(m, eps=b.linf, alpha=b.step(2 / 255)),
     "MIFGSM": lambda m, b: torchattacks.MIFGSM(m, eps=b.linf, alpha=b.step(2 / 255)),
     "DIFGSM": lambda m, b: torchattacks.DIFGSM(m, eps=b.linf, alpha=b.step(2 / 255)),
@@ -69,7 +72,8 @@ ATTACKS: dict[str, Builder] = {
     "OnePixel": lambda m, b: torchattacks.OnePixel(m),
     "Pixle": lambda m, b: torchattacks.Pixle(m),
     "PGDL2": lambda m, b: torchattacks.PGDL2(m, eps=b.l2, alpha=0.2 * b.l2),
-}
+}.items():
+    ATTACKS.add(_name, _builder)
 #: Table 9's labels for the keys above
 LABELS = {"GN": "Add Gaussian Noise"}
 
@@ -103,10 +107,7 @@ class OnGray:
 
 def make_attack(name: str, model: nn.Module, budget: AttackBudget):
     """The torchattacks attack ``name`` of Table 9 on ``model``; unknown names list the known."""
-    try:
-        builder = ATTACKS[name]
-    except KeyError:
-        raise ValueError(f"unknown attack '{name}'; known: {', '.join(ATTACKS)}") from None
+    builder = ATTACKS[name]
     if budget.channels == 1 and name in RGB_ONLY:
         return OnGray(builder(GrayAsRGB(model), budget))
     return builder(model, budget)

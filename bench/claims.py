@@ -57,8 +57,8 @@ class Claim:
     settings: dict[str, Any] = field(default_factory=dict)  # a setting of the table (a transform, say)
 
 
-_CLAIMS: Registry[Claim] = Registry("claim")
-CLAIMS: dict[str, Claim] = _CLAIMS.items
+CLAIMS: Registry[Claim] = Registry("claim")
+_CLAIMS = CLAIMS
 
 
 def register_claim(claim: Claim) -> Claim:
@@ -68,11 +68,11 @@ def register_claim(claim: Claim) -> Claim:
 
 
 def list_claims() -> list[str]:
-    return _CLAIMS.keys()
+    return list(_CLAIMS)
 
 
 def get_claim(key: str) -> Claim:
-    return _CLAIMS.get(key)
+    return _CLAIMS[key]
 
 
 def verdict(claim: Claim, method: dict[int, np.ndarray], other: dict[int, np.ndarray],

@@ -44,6 +44,7 @@ import torch
 
 from bench.datalock import DatasetLockTimeout, dataset_lock
 from bench.io import atomic_path
+from bench.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -89,28 +90,27 @@ def _fetch(name: str) -> str:
     return f"python -m bench data fetch {name} --root <data root>   (on a machine with network)"
 
 
-DATASETS: dict[str, DatasetInfo] = {
-    info.name: info
-    for info in (
-        DatasetInfo("mnist", "MNIST", 1, 28, 10, (0.1307,), (0.3081,), _fetch("mnist")),
-        DatasetInfo(
-            "fashion_mnist", "Fashion-MNIST", 1, 28, 10, (0.2860,), (0.3530,),
-            "apt-get install dataset-fashion-mnist   (or: " + _fetch("fashion_mnist") + ")",
-        ),
-        DatasetInfo(
-            "svhn", "SVHN", 3, 32, 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970),
-            _fetch("svhn"),
-        ),
-        DatasetInfo(
-            "cifar10", "CIFAR-10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
-            _fetch("cifar10"),
-        ),
-        DatasetInfo(
-            "cifar100", "CIFAR-100", 3, 32, 100, (0.5071, 0.4865, 0.4409),
-            (0.2673, 0.2564, 0.2762), _fetch("cifar100"),
-        ),
-    )
-}
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+for _info in (
+    DatasetInfo("mnist", "MNIST", 1, 28, 10, (0.1307,), (0.3081,), _fetch("mnist")),
+    DatasetInfo(
+        "fashion_mnist", "Fashion-MNIST", 1, 28, 10, (0.2860,), (0.3530,),
+        "apt-get install dataset-fashion-mnist   (or: " + _fetch("fashion_mnist") + ")",
+    ),
+    DatasetInfo(
+        "svhn", "SVHN", 3, 32, 10, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970),
+        _fetch("svhn"),
+    ),
+    DatasetInfo(
+        "cifar10", "CIFAR-10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+        _fetch("cifar10"),
+    ),
+    DatasetInfo(
+        "cifar100", "CIFAR-100", 3, 32, 100, (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762), _fetch("cifar100"),
+    ),
+):
+    DATASETS.add(_info.name, _info)
 
 
 def _brief(exc: BaseException) -> str:
@@ -152,10 +152,7 @@ class DatasetNotFoundError(FileNotFoundError):
 
 def dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of ``name``; an unknown name lists the known ones."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}") from None
+    return DATASETS[name]
 
 
 def default_root() -> Path:

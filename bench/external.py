@@ -45,11 +45,11 @@ def register(config: dict) -> None:
                              "another name")
         base = get_method(m.get("predict_as", "erm"))
         arch = str(m["arch"]).replace("timm:", "timm-")
-        METHODS[name] = type(f"External_{name}", (base,), {
+        METHODS.add(name, type(f"External_{name}", (base,), {
             "key": name, "name": f"{name} (external)", "architectures": (arch,),
             "citation": f"external checkpoint {m['weights']}" + (f", claims {m['claims']}" if m.get("claims") else ""),
             "external": {"weights": str(m["weights"]), "claims": m.get("claims"), "predict_as": base.key},
-        })
+        }), replace=True)
 
 
 def _state_dict(path: Path) -> dict[str, torch.Tensor]:

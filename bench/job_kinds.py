@@ -62,8 +62,8 @@ class JobKind:
         return getattr(importlib.import_module(module), function)(job, config)
 
 
-_KINDS: Registry[JobKind] = Registry("job kind")
-JOB_KINDS: dict[str, JobKind] = _KINDS.items
+JOB_KINDS: Registry[JobKind] = Registry("job kind")
+_KINDS = JOB_KINDS
 
 
 def register_job_kind(kind: JobKind) -> JobKind:
@@ -76,11 +76,11 @@ def register_job_kind(kind: JobKind) -> JobKind:
 
 
 def list_job_kinds() -> list[str]:
-    return _KINDS.keys()
+    return list(_KINDS)
 
 
 def get_job_kind(name: str) -> JobKind:
-    return _KINDS.get(name)
+    return _KINDS[name]
 
 
 def threads(kind: str, config: dict) -> int:

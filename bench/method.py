@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 
 from bench.data import DatasetInfo
+from bench.registry import Registry
 from bench.memory import chunk_size, get_budget, is_out_of_memory, map_in_chunks, run_chunked
 from bench.vicinity import Vicinity
 
@@ -59,7 +60,7 @@ __all__ = [
     "VicinalMethod",
 ]
 
-METHODS: dict[str, type["Method"]] = {}
+METHODS: Registry[type["Method"]] = Registry("method")
 
 
 @dataclass
@@ -341,12 +342,7 @@ def register_method(cls: type[Method]) -> type[Method]:
     for attr in ("key", "name", "citation", "architectures"):
         if not hasattr(cls, attr):
             raise TypeError(f"method class {cls.__name__} must declare '{attr}'")
-    if cls.key in METHODS and METHODS[cls.key] is not cls:
-        existing = METHODS[cls.key]
-        if (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
-            raise ValueError(f"method '{cls.key}' is registered twice ({existing.__module__}, {cls.__module__})")
-    METHODS[cls.key] = cls
-    return cls
+    return METHODS.add(cls.key, cls)
 
 
 _discovered = False
@@ -389,7 +385,4 @@ def available_methods() -> list[str]:
 def get_method(key: str) -> type[Method]:
     """The method class registered as ``key``; an unknown key lists the known ones."""
     _discover()
-    try:
-        return METHODS[key]
-    except KeyError:
-        raise ValueError(f"unknown method '{key}'; known: {', '.join(METHODS)}") from None
+    return METHODS[key]

@@ -33,21 +33,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.data import DatasetInfo
+from bench.registry import Registry
 
 __all__ = ["MODELS", "Normalize", "count_parameters", "create_model", "register_model"]
 
 Builder = Callable[[int, int, int], nn.Module]
-MODELS: dict[str, Builder] = {}
+MODELS: Registry[Builder] = Registry("model", hint=", or timm:<name> for any model of timm's registry")
 
 
 def register_model(name: str) -> Callable[[Builder], Builder]:
     """Register ``builder(in_channels, image_size, num_classes) -> nn.Module`` under ``name``."""
 
     def deco(builder: Builder) -> Builder:
-        if name in MODELS:
-            raise ValueError(f"model '{name}' is registered twice")
-        MODELS[name] = builder
-        return builder
+        return MODELS.add(name, builder)
 
     return deco
 
@@ -71,11 +69,7 @@ def create_model(name: str, info: DatasetInfo) -> nn.Sequential:
     """
     if name.startswith(("timm:", "timm-")):  # timm:<name>, or timm-<name> as the DAG's paths write it
         return nn.Sequential(Normalize(info.mean, info.std), timm_model(name[len(TIMM):], info))
-    try:
-        builder = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model '{name}'; known: {', '.join(MODELS)}, or timm:<name> for any "
-                         "model of timm's registry") from None
+    builder = MODELS[name]
     net = builder(info.channels, info.image_size, info.num_classes)
     return nn.Sequential(Normalize(info.mean, info.std), net)
 

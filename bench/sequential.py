@@ -45,6 +45,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy import special
 
+from bench.registry import Registry
+
 __all__ = [
     "PROCEDURES",
     "SequentialTest",
@@ -327,16 +329,13 @@ class MixtureMartingale(SequentialTest):
                 np.minimum(1.0, np.exp(-self.log_m_reject(v, n))))
 
 
-PROCEDURES: dict[str, type[SequentialTest]] = {
-    cls.name: cls for cls in (PaperBinomialTest, WaldSPRT, MixtureMartingale)
-}
+PROCEDURES: Registry[type[SequentialTest]] = Registry("procedure")
+for _cls in (PaperBinomialTest, WaldSPRT, MixtureMartingale):
+    PROCEDURES.add(_cls.name, _cls)
 
 
 def make_test(procedure: str, kappa: float, alpha: float, budget: int, **options) -> SequentialTest:
     """Build the sequential test named ``procedure`` (``paper``, ``sprt`` or ``mixture``)."""
-    try:
-        cls = PROCEDURES[procedure]
-    except KeyError:
-        raise ValueError(f"unknown procedure '{procedure}'; known: {', '.join(PROCEDURES)}") from None
+    cls = PROCEDURES[procedure]
     # budget is passed as given: SequentialTest validates it (int() would accept "1000", 1000.5)
     return cls(kappa=kappa, alpha=alpha, budget=budget, **options)

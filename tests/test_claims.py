@@ -83,7 +83,7 @@ def test_the_registry():
     assert {"table1_cra_above_da", "table1_cra_above_prl", "table1_accuracy_within_1_of_erm",
             "table3_autoattack_above_da", "table2_rotate_above_da", "table10_cra_above_da"} <= set(list_claims())
     assert get_claim("table1_accuracy_within_1_of_erm").margin == 1.0
-    with pytest.raises(ValueError, match="no such claim"):
+    with pytest.raises(ValueError, match="unknown claim"):
         get_claim("nope")
     with pytest.raises(ValueError, match="registered twice"):
         register_claim(Claim("table1_cra_above_da", "x", "y", "table1", "standard_accuracy", "da"))

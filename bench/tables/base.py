@@ -23,13 +23,14 @@ from bench.io import read_inputs_csv, read_result
 from bench.metrics import per_input
 from bench.paper import paper_table
 from bench.paths import ModelRun, file_kind, output_kind
+from bench.registry import Registry
 from bench.runs import ArchOf, runs
 from bench.stats import compare_to_best, rate_columns
 
 __all__ = ["ArchOf", "CertificationTable", "TABLES", "Table", "enabled_tables", "get_table", "read_rows",
            "register_table"]
 
-TABLES: dict[str, type["Table"]] = {}
+TABLES: Registry[type["Table"]] = Registry("table")
 #: the keys of a model's identity in every row
 MODEL_KEYS = ["method", "dataset", "arch", "seed"]
 #: what a row says about where its model came from: an external checkpoint's file (bench.external)
@@ -41,17 +42,11 @@ def register_table(cls: type["Table"]) -> type["Table"]:
     for attr in ("key", "title"):
         if not hasattr(cls, attr):
             raise TypeError(f"table class {cls.__name__} must declare '{attr}'")
-    if cls.key in TABLES and TABLES[cls.key].__qualname__ != cls.__qualname__:
-        raise ValueError(f"table '{cls.key}' is registered twice")
-    TABLES[cls.key] = cls
-    return cls
+    return TABLES.add(cls.key, cls)
 
 
 def get_table(key: str) -> "Table":
-    try:
-        return TABLES[key]()
-    except KeyError:
-        raise ValueError(f"no such table: '{key}'; known: {', '.join(TABLES)}") from None
+    return TABLES[key]()
 
 
 def enabled_tables(config: dict) -> list["Table"]:
