@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed
 
 # The verified pair (torch 2.14.1 + torchvision 0.29.1); auto-LiRPA 0.3 declares torch<1.13,
-# so it goes in without its dependency metadata and bench.lirpa patches it at import.
+# so it goes in without its dependency metadata and bench.models.lirpa patches it at import.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # slurm-wlm and munge: the one-node cluster of tests/test_slurm.py (profiles/slurm/localhost.sh);
 # chromium: the headless browser of tests/test_browser.py (the report rendered for real)

@@ -9,8 +9,7 @@
 # Results of a config live under results/<run>/ and reports/<run>/ (config key `run`);
 # reports/<file> is the current config's copy.
 from snakemake.utils import min_version, validate
-from bench.config import check_config
-from bench.external import register as register_external_models
+from bench.workflow.config import check_config
 
 min_version("9.0")
 
@@ -22,8 +21,7 @@ if not workflow.overwrite_configfiles:
 
 
 validate(config, "config/schema.yaml")
-register_external_models(config)  # a models: entry is a method of its own name (bench.external)
-check_config(config)
+check_config(config)  # loads the plugins and registers the external models (bench.workflow.extensions)
 
 include: "rules/common.smk"
 include: "rules/train.smk"

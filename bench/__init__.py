@@ -1,10 +1,18 @@
 """cpr-bench: the engine of a benchmark for certified probabilistic robustness.
 
-Modules, one concept each: :mod:`bench.data` (datasets as tensors), :mod:`bench.models`
-(architectures), :mod:`bench.vicinity` (samplers of B(x)), :mod:`bench.sequential` (the
-sequential tests), :mod:`bench.streams` (the classifier and each input's stream of samples),
-:mod:`bench.certify` (Algorithm 2, batched), :mod:`bench.simulation`
-(false-certification study), :mod:`bench.lirpa` (auto_LiRPA bounds), :mod:`bench.train`
-(training loop), :mod:`bench.paper` (the paper's tables).
+Packages by concept, in the order data flows (``docs/layout.md`` draws it): :mod:`bench.data`
+(datasets as tensors) → :mod:`bench.models` (architectures, checkpoints) and
+:mod:`bench.compute` (device, precision, memory) → :mod:`bench.certification` (vicinities, the
+sequential tests, Algorithm 2) → :mod:`bench.training` (methods and the loop) →
+:mod:`bench.evaluation` (attacks, audit, native certificates) → :mod:`bench.runs` (the models a
+config asks for) → :mod:`bench.tables` (aggregation) → :mod:`bench.workflow` (the DAG) →
+:mod:`bench.jobs` (what a rule runs) → :mod:`bench.report`; :mod:`bench.api` and
+:mod:`bench.cli` on top. Below them all, modules that import nothing of ``bench``:
+:mod:`bench.io`, :mod:`bench.paths`, :mod:`bench.registry`, :mod:`bench.stats`, and
+:mod:`bench.paper` (the paper's tables and claims).
 """
+from bench import _moved
+
 __version__ = "0.1.0"
+
+_moved.install()

@@ -1,10 +1,10 @@
 """Library entry point: certify or attack any model with the benchmark's engine.
 
 - :func:`certify`: certified probabilistic robustness of each input (the paper's Algorithm 2,
-  batched: :func:`bench.certify.certify_many`) and the table's three metrics with exact 95 %
+  batched: :func:`bench.certification.engine.certify_many`) and the table's three metrics with exact 95 %
   Clopper–Pearson intervals (:func:`bench.stats.clopper_pearson`);
-- :func:`attack`: robust accuracy under a Table 9 attack or AutoAttack (:mod:`bench.attacks`),
-  or an adaptive attack on a method's vote (:mod:`bench.adaptive`), with its interval.
+- :func:`attack`: robust accuracy under a Table 9 attack or AutoAttack (:mod:`bench.evaluation.attacks`),
+  or an adaptive attack on a method's vote (:mod:`bench.evaluation.adaptive`), with its interval.
 
 Conventions, the benchmark's own: images are float tensors N×C×H×W with values in [0,1] (or a
 :class:`bench.data.Split`); normalisation (mean/std) belongs inside the model, because vicinities
@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bench.certify import CertifyConfig, certify_many, check_predictions, classifier, validate_num_classes
+from bench.certification.engine import CertifyConfig, certify_many, check_predictions, classifier, validate_num_classes
+from bench.certification.metrics import per_input
+from bench.certification.vicinity import Vicinity, parse_vicinity
 from bench.data import Split
-from bench.metrics import per_input
 from bench.stats import LEVEL, clopper_pearson
-from bench.vicinity import Vicinity, parse_vicinity
 
 __all__ = ["AttackResult", "Certificate", "attack", "certify", "check_images", "check_labels"]
 
@@ -167,7 +167,7 @@ def certify(model_or_predict: ModelOrPredict, images: torch.Tensor | Split, labe
             num_classes: int | None = None, *, progress: bool = False) -> Certificate:
     """Certify each image: is the prediction the same on more than a 1−κ share of its vicinity?
 
-    Draws vicinity samples (``vicinity``: a :func:`bench.vicinity.parse_vicinity` spec such as
+    Draws vicinity samples (``vicinity``: a :func:`bench.certification.vicinity.parse_vicinity` spec such as
     ``"linf:8/255"``, eps in pixel units of [0,1] images) on the images' device, seeded by
     ``seed``, in forward batches of ``batch_size`` (None: 4096 on CUDA, 256 on the CPU), until
     the sequential test ``procedure`` (``paper``: Algorithm 2's binomial tests; ``mixture``,
@@ -175,7 +175,7 @@ def certify(model_or_predict: ModelOrPredict, images: torch.Tensor | Split, labe
     ``alpha``, or ``budget`` samples are spent (``undecided``: not certified). A module is
     classified by the argmax of its logits in eval mode (it is left in eval mode); a callable is
     used as it is, and needs ``num_classes`` (a Split brings its own). Metrics: the definitions of
-    :func:`bench.certify.summarize` (Table 8), as counts with intervals.
+    :func:`bench.certification.engine.summarize` (Table 8), as counts with intervals.
     """
     images, labels, k = _inputs(model_or_predict, images, labels, num_classes)
     vic = parse_vicinity(vicinity) if isinstance(vicinity, str) else vicinity
@@ -201,7 +201,7 @@ def attack(model: nn.Module, images: torch.Tensor | Split, labels: object = None
     """Attack each image within the L∞ ball of radius ``eps`` (pixel units of [0,1] images) and
     score the prediction on the result: the robust accuracy with its exact 95 % interval.
 
-    ``attack``: a Table 9 name (:data:`bench.attacks.ATTACKS`; PGDL2 and GN keep their L2 and
+    ``attack``: a Table 9 name (:data:`bench.evaluation.attacks.ATTACKS`; PGDL2 and GN keep their L2 and
     noise budgets, 10/255 and 0.1), ``AutoAttack`` (standard version, ``autoattack_steps``,
     ``square_queries``), or ``Vote<name>`` (adaptive: crafted on ``method``'s vote with EOT,
     ``vote_samples``, ``eot_iter``, ``steps``). Examples are crafted on ``model`` (logits), in
@@ -210,8 +210,8 @@ def attack(model: nn.Module, images: torch.Tensor | Split, labels: object = None
     argmax. An input counts as robust if it is right both clean and attacked (the clean image
     lies in its own ball), so robust accuracy <= clean accuracy.
     """
-    from bench.adaptive import make_adaptive_attack
-    from bench.attacks import AttackBudget, autoattack, autoattack_settings, make_attack
+    from bench.evaluation.adaptive import make_adaptive_attack
+    from bench.evaluation.attacks import AttackBudget, autoattack, autoattack_settings, make_attack
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"attack needs the differentiable network, an nn.Module returning logits; got "
@@ -231,7 +231,7 @@ def attack(model: nn.Module, images: torch.Tensor | Split, labels: object = None
         if not getattr(method, "vote", False):
             raise ValueError(f"'{attack}' attacks a vote adaptively, through a differentiable stand-in built from "
                              f"the vote's inputs: it needs method=, a bench Method that predicts by a vote "
-                             f"(bench.adaptive.VoteModel). For your own vote over a plain nn.Module, craft on the "
+                             f"(bench.evaluation.adaptive.VoteModel). For your own vote over a plain nn.Module, craft on the "
                              f"network instead: attack='{attack[4:]}', predict=your_vote")
         atk, settings = make_adaptive_attack(attack[4:], model, method, budget, vote_samples=vote_samples,
                                              eot_iter=eot_iter, steps=steps)

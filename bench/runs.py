@@ -2,7 +2,7 @@
 
 A run is one model: a dict with ``dataset``, ``method``, ``arch``, ``seed`` (and, for Figure 2's
 ablation, ``hparam`` and ``value``); :class:`bench.paths.ModelRun` gives its folder. The DAG
-(:mod:`bench.plan`), the tables (:mod:`bench.tables`) and the estimate (:mod:`bench.passes`)
+(:mod:`bench.workflow.plan`), the tables (:mod:`bench.tables`) and the estimate (:mod:`bench.workflow.passes`)
 enumerate models through here, so none of them needs another to know what a config trains.
 
 Architectures: with ``arch: paper`` each method is reported on the architecture of Appendix
@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.data import dataset_info
-from bench.external import external_models
-from bench.method import available_methods, get_method, shape_group
 from bench.paper import any_architecture
+from bench.training import available_methods, get_method, shape_group
+from bench.training.external import external_models
 
 __all__ = ["ArchOf", "PAPER_ARCH", "ablation_runs", "attack_names", "best_arch", "candidate_runs", "methods",
            "runs", "train_epochs", "vicinities"]
@@ -112,7 +112,7 @@ def train_epochs(config: dict, method: str) -> int:
 
 def attack_names(config: dict) -> list[str]:
     """The config's attacks (``attacks.names``), or every attack of Table 9 when it says ``all``."""
-    from bench.attacks import ATTACKS  # local: torchattacks' import would slow every parse of the Snakefile
+    from bench.evaluation.attacks import ATTACKS  # local: torchattacks' import would slow every parse of the Snakefile
 
     names = config["attacks"]["names"]
     return list(ATTACKS) if names == "all" else list(names)

@@ -4,14 +4,14 @@ Trains one fixed small model (Basic ConvNet, method ``da``, seed 0) on the offli
 Fashion-MNIST data, then certifies ``--inputs`` test images under each procedure and writes
 ``reports/bench/certify.csv``, one row per procedure:
 
-- ``engine_seconds``: :func:`bench.certify.certify`, sampling and the tests included;
+- ``engine_seconds``: :func:`bench.certification.engine.certify`, sampling and the tests included;
 - ``forward_seconds``: bare forward passes of as many images as the test counted
   (``samples_used``), in the engine's batch size, on images already in memory;
 - ``overhead_vs_forward``: the engine's time over the bare forwards'. With ``--rounds R`` the
   two are timed back to back R times (``make bench`` uses 3): the row gives the median of each,
   and of the rounds' ratios, with the ratios' range (``overhead_min``, ``overhead_max``);
 - ``literal_seconds``: Algorithm 2 as written (one sample, one forward, two ``binomtest`` calls
-  at a time, :func:`bench.certify.literal_algorithm2`) timed on ``--literal-inputs`` inputs and
+  at a time, :func:`bench.certification.engine.literal_algorithm2`) timed on ``--literal-inputs`` inputs and
   scaled by samples to this procedure's ``samples_used``.
 
 Run: ``make bench`` (or ``python benchmarks/certify_speed.py --rounds 3``); on a GPU,
@@ -32,19 +32,25 @@ import pandas as pd
 import torch
 
 from bench import data as bdata
-from bench.certify import (CertifyConfig, certify, classifier, default_batch_size,
-                           literal_algorithm2, summarize)
-from bench.train import TrainSpec, load_model, train
+from bench.certification.engine import (
+    CertifyConfig,
+    certify,
+    classifier,
+    default_batch_size,
+    literal_algorithm2,
+    summarize,
+)
+from bench.certification.sequential import n_min
+from bench.certification.vicinity import parse_vicinity
 from bench.io import update_csv
-from bench.sequential import n_min
-from bench.vicinity import parse_vicinity
+from bench.training.loop import TrainSpec, load_model, train
 
 log = logging.getLogger("benchmarks.certify_speed")
 
 
 def forward_seconds(model, shape, total: int, batch_size: int, device: torch.device) -> float:
     """Seconds of bare forward passes over ``total`` images (argmax included; each call waits
-    for its result, as the engine's do: :func:`bench.streams.classifier` checks the logits)."""
+    for its result, as the engine's do: :func:`bench.certification.streams.classifier` checks the logits)."""
     batch = torch.rand(batch_size, *shape, device=device)
     predict = classifier(model)
     predict(batch[:8])  # warm-up
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--literal-inputs", type=int, default=6)
     p.add_argument("--vicinity", default="linf:0.1")
     p.add_argument("--procedures", nargs="+", default=["paper", "sprt", "mixture"])
-    p.add_argument("--batch-size", type=int, default=None, help="default: bench.streams.default_batch_size")
+    p.add_argument("--batch-size", type=int, default=None, help="default: bench.certification.streams.default_batch_size")
     p.add_argument("--budget", type=int, default=20_000)
     p.add_argument("--rounds", type=int, default=1,
                    help="engine and bare forwards timed one after the other this many times; the "

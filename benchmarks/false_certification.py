@@ -3,8 +3,8 @@
 An input whose vicinity samples get class 0 with probability ``rate`` (class 1 otherwise) is
 certified wrongly whenever rate ≤ 1−κ. For each (procedure, budget, rate) cell this script
 computes the outcome probabilities exactly, by dynamic programming over the test's stopping
-rule (:func:`bench.simulation.exact_rates`), and beside them runs a Monte-Carlo simulation
-through the engine's own stopping code (:func:`bench.simulation.simulate`), with the exact
+rule (:func:`bench.certification.simulation.exact_rates`), and beside them runs a Monte-Carlo simulation
+through the engine's own stopping code (:func:`bench.certification.simulation.simulate`), with the exact
 Clopper–Pearson 95% interval of its certified fraction and whether the exact value lies in it.
 
 At rate = 1−κ every certificate is false; a valid test keeps that probability ≤ α at any
@@ -26,9 +26,9 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import binomtest
 
-from bench.certify import CertifyConfig
+from bench.certification.engine import CertifyConfig
+from bench.certification.simulation import exact_rates, simulate
 from bench.io import write_csv
-from bench.simulation import exact_rates, simulate
 
 log = logging.getLogger("benchmarks.false_certification")
 

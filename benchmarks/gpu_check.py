@@ -13,7 +13,7 @@
    ``<out>/gpu_check_summary.csv``: steps done of the DAG's total, elapsed seconds, the device;
    ``<out>/gpu_check_estimate.csv``: each finished job beside its estimate on this device
    (``python -m bench plan --estimate CONFIG --measured``: ``estimated_s``, ``measured_s``,
-   ``ratio``), the check of :mod:`bench.estimate`'s latency and start-up terms.
+   ``ratio``), the check of :mod:`bench.workflow.estimate`'s latency and start-up terms.
 4. With ``--certify-speed``, after the DAG: :mod:`benchmarks.certify_speed` on the GPU (the
    engine against bare forwards and the literal Algorithm 2, ``<out>/certify.csv``, the GPU's
    rows beside the CPU's): the cost of sampling the streams chunk by chunk there.
@@ -48,7 +48,7 @@ import certify_speed  # noqa: E402
 import throughput  # noqa: E402
 
 from bench.io import write_csv  # noqa: E402
-from bench.report import job_times  # noqa: E402
+from bench.report.html import job_times  # noqa: E402
 
 log = logging.getLogger("benchmarks.gpu_check")
 CONFIG = Path("config/gpu-check.yaml")
@@ -155,9 +155,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def compare_estimate(config: Path, device: str, rates: Path, times: pd.DataFrame, out: Path) -> pd.DataFrame | None:
-    """The finished jobs beside their estimate on ``device`` (:func:`bench.estimate.compare`);
+    """The finished jobs beside their estimate on ``device`` (:func:`bench.workflow.estimate.compare`);
     logged per job kind. Skipped, with a warning, when the device's throughput is not in ``rates``."""
-    from bench import estimate
+    from bench.workflow import estimate
 
     if not rates.exists():
         rates = estimate.THROUGHPUT

@@ -1,9 +1,9 @@
-"""Precision and memory-format options (bench.precision), measured side by side in one run.
+"""Precision and memory-format options (bench.compute.precision), measured side by side in one run.
 
 Writes ``reports/bench/precision.csv``, a long table with one row per measurement (``kind``):
 
 - ``throughput``: images per second of the Basic ConvNet and CNN7 on 28×28 Fashion-MNIST
-  images, for ``inference`` (the classifier of :func:`bench.streams.classifier`: forward and
+  images, for ``inference`` (the classifier of :func:`bench.certification.streams.classifier`: forward and
   argmax, no autograd) and ``training`` (forward, cross-entropy, backward and the paper's
   optimiser step, the loss under autocast), each in fp32, bf16, fp32 + channels_last and
   bf16 + channels_last. All settings are timed in one run, interleaved round by round so that
@@ -11,7 +11,7 @@ Writes ``reports/bench/precision.csv``, a long table with one row per measuremen
   ``--batches`` batches; ``value`` is the median over repeats, ``q25``/``q75`` its spread,
   ``speedup`` the median over fp32's of the same arch and phase.
 - ``test_accuracy``: the same short training run (``--method`` on the Basic ConvNet,
-  :func:`bench.train.train`) in fp32 and in bf16 for each of ``--seeds`` seeds, each model
+  :func:`bench.training.loop.train`) in fp32 and in bf16 for each of ``--seeds`` seeds, each model
   evaluated at its own precision on the same test images: accuracy (``value``, percent) with its
   95% Clopper–Pearson interval; every row but fp32's carries McNemar's exact test against fp32
   of the same seed on the same images (``p_value``; ``a_only``: right only in fp32, ``b_only``:
@@ -43,16 +43,16 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from throughput import _sync, device_name  # benchmarks/throughput.py, beside this file
 
-from bench.certify import classifier
+from bench.certification.engine import classifier
+from bench.certification.vicinity import parse_vicinity
+from bench.compute.precision import Precision, autocast, prepare_input, prepare_model
 from bench.data import load_split
 from bench.io import update_csv
 from bench.models import create_model
-from bench.precision import Precision, autocast, prepare_input, prepare_model
 from bench.stats import clopper_pearson, mcnemar_exact
-from bench.train import TrainSpec, load_model, make_optimizer, train
-from bench.vicinity import parse_vicinity
-from throughput import _sync, device_name  # benchmarks/throughput.py, beside this file
+from bench.training.loop import TrainSpec, load_model, make_optimizer, train
 
 log = logging.getLogger("benchmarks.precision")
 

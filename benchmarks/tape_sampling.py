@@ -1,8 +1,8 @@
 """Drawing certification's sample streams: each chunk's own call against one apply per batch.
 
-:class:`bench.streams.SampleTape` draws every input's stream in chunks of 32 samples, each from
+:class:`bench.certification.streams.SampleTape` draws every input's stream in chunks of 32 samples, each from
 its own seeded generator. It draws each chunk's noise alone (one generator call) and applies
-the noise of a whole batch to its images at once (:meth:`bench.vicinity.Vicinity.apply`); before
+the noise of a whole batch to its images at once (:meth:`bench.certification.vicinity.Vicinity.apply`); before
 f6abb34 each chunk made its samples with the vicinity's own call (for the L∞ box, five kernels:
 the draw, its scale and offset, the shift by the image and the clip). Both give the same
 samples bit for bit (checked here first; ``tests/test_vicinity.py`` pins the box's formula, and
@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from bench.certification.streams import CHUNK, SampleTape
+from bench.certification.vicinity import LinfBall, _uniform
 from bench.io import update_csv
-from bench.streams import CHUNK, SampleTape
-from bench.vicinity import LinfBall, _uniform
 
 log = logging.getLogger("benchmarks.tape_sampling")
 

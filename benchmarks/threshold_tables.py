@@ -4,7 +4,7 @@ A model's certification job (``certify.group: model``) certifies its inputs bloc
 (``certify.block_inputs``), each block under every run of its tables (a test: procedure, κ, α,
 on a vicinity). Every run builds its test, and a test's thresholds for n = 0 … budget take scipy
 a fraction of a second at the paper's budget of 20,000. Since they are computed once per setting
-and process (:data:`bench.sequential._THRESHOLDS`), a job builds each distinct test once; before,
+and process (:data:`bench.certification.sequential._THRESHOLDS`), a job builds each distinct test once; before,
 every block rebuilt every run's. This times one job's builds both ways, for the CIFAR-10 models
 of ``--configs``, in interleaved rounds, and writes ``reports/bench/threshold_tables.csv``: per
 config, the runs per block, the blocks, the distinct tests, and the median seconds each way.
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import estimate, plan, sequential
-from bench.certify import Certifier, CertifyConfig
+from bench.certification import sequential
+from bench.certification.engine import Certifier, CertifyConfig
 from bench.data import dataset_info
 from bench.io import update_csv
 from bench.jobs.certify import _setting
 from bench.tables import enabled_tables
+from bench.workflow import estimate, plan
 
 log = logging.getLogger("benchmarks.threshold_tables")
 

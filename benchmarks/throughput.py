@@ -1,5 +1,5 @@
 """Images per second and activation memory per image of every architecture: the inputs of
-``python -m bench plan --estimate`` (:mod:`bench.estimate`).
+``python -m bench plan --estimate`` (:mod:`bench.workflow.estimate`).
 
 For each architecture of :mod:`bench.models` on each image shape it is used with (28×28×1 and
 32×32×3), on the device this runs on, one row per ``phase``:
@@ -18,7 +18,7 @@ to the input, an attack's step), the floor of every sequential call of an iterat
 runs of a fresh Python that imports what a Snakemake job imports: its script wrapper, torch,
 torchattacks and the engine's job modules, and creates the CUDA context on a GPU);
 ``activation_mib_per_image``: the per-image
-memory of that phase measured by :func:`bench.memory.activation_bytes` (on CUDA the peak
+memory of that phase measured by :func:`bench.compute.memory.activation_bytes` (on CUDA the peak
 allocated memory; on the CPU the tensors autograd saves, or the largest layer's input and
 output without autograd), and ``parameters``.
 
@@ -43,9 +43,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from bench.compute.memory import activation_bytes
 from bench.data import DATASETS
 from bench.io import update_csv
-from bench.memory import activation_bytes
 from bench.models import MODELS, count_parameters, create_model
 
 log = logging.getLogger("benchmarks.throughput")

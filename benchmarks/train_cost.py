@@ -39,14 +39,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from bench.certification.vicinity import parse_vicinity
 from bench.data import load_split
 from bench.io import write_csv
-from bench.method import get_method
 from bench.models import create_model
 from bench.paper import paper_table
-from bench.provenance import git_commit
-from bench.train import default_vicinity, make_optimizer
-from bench.vicinity import parse_vicinity
+from bench.training import get_method
+from bench.training.loop import default_vicinity, make_optimizer
+from bench.workflow.provenance import git_commit
 
 log = logging.getLogger("benchmarks.train_cost")
 METHODS = ["erm", "da", "pgdt", "trades", "mart", "rs", "ibp", "prl", "ours"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
 # Run by Snakemake inside the new conda env: auto-LiRPA 0.3 without its stale torch<1.13 pin
-# (bench.lirpa patches it at import).
+# (bench.models.lirpa patches it at import).
 set -euo pipefail
 python -m pip install --no-deps auto-LiRPA==0.3

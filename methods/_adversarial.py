@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from bench.method import Method
+from bench.training import Method
 
 LINF_ATTACK = {"28x28": {"eps": 0.3, "step_size": 0.01, "steps": 40},
                "fashion_mnist": {"eps": 0.1},  # MNIST's 40 steps of 0.01 (4 eps of travel), at its own budget

@@ -9,11 +9,11 @@ argmax on x (``vote`` is False) where ``ours`` takes the majority over ``vote_sa
 (Eq. (6)), and DA does not forward the clean input beside its draws (n images per input, not
 n + 1). Optimiser, schedule, batch size and epochs are the shared recipe of both here
 (``docs/recipes.csv``). Under a memory budget the batch runs in chunks of whole images
-(:class:`bench.method.VicinalMethod`).
+(:class:`bench.training.method.VicinalMethod`).
 """
 import torch.nn.functional as F
 
-from bench.method import ImageLosses, VicinalMethod, register_method
+from bench.training import ImageLosses, VicinalMethod, register_method
 
 
 @register_method

@@ -1,7 +1,7 @@
 """ERM: empirical risk minimisation (Vapnik 1999), cross-entropy on the clean inputs."""
 import torch.nn.functional as F
 
-from bench.method import LossOutput, Method, register_method
+from bench.training import LossOutput, Method, register_method
 
 
 @register_method
@@ -10,7 +10,7 @@ class ERM(Method):
     name = "ERM"
     citation = "Vapnik, The Nature of Statistical Learning Theory, 1999"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
-    sources = {}  # no hyperparameters of its own: the shared recipe (bench.recipes)
+    sources = {}  # no hyperparameters of its own: the shared recipe (bench.report.recipes)
 
     def loss(self, model, images, labels):
         logits = model(images)

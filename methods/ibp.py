@@ -32,8 +32,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.lirpa import auto_lirpa, bounded_model, margin_bounds
-from bench.method import LossOutput, Method, register_method
+from bench.models.lirpa import auto_lirpa, bounded_model, margin_bounds
+from bench.training import LossOutput, Method, register_method
 
 
 @register_method
@@ -142,7 +142,7 @@ class IBP(Method):
         return float(self.schedule.get_eps())
 
     def bounds(self, images: torch.Tensor, labels: torch.Tensor, eps: float):
-        """``(clean logits, lower bounds of the margins z_y − z_j)`` (:func:`bench.lirpa.margin_bounds`)."""
+        """``(clean logits, lower bounds of the margins z_y − z_j)`` (:func:`bench.models.lirpa.margin_bounds`)."""
         return margin_bounds(self.bounded, images, labels, eps, self.hparams["bound"])
 
     def loss(self, model, images, labels):

@@ -18,12 +18,12 @@ ensemble (``ensemble.py`` ``SE``, the mean of L1-normalised outputs) reuses the 
 et al.'s PREDICT runs (``locuslab/smoothing`` ``data/predict/.../N_100``), as for ``rs``.
 
 μ + λσ is a loss per image, so under a memory budget the batch runs in chunks of whole images
-(:class:`bench.method.VicinalMethod`), each with its clean images and all their n samples.
+(:class:`bench.training.method.VicinalMethod`), each with its clean images and all their n samples.
 """
 import torch
 import torch.nn.functional as F
 
-from bench.method import ImageLosses, VicinalMethod, register_method
+from bench.training import ImageLosses, VicinalMethod, register_method
 
 
 def safe_std(losses: torch.Tensor, dim: int = 1) -> torch.Tensor:

@@ -22,13 +22,13 @@ and M = 10); set ``t_steps`` > 0 for that.
 Either way t is one threshold per image (advbench: ``ts`` of size ``imgs.size(0)``), found from
 that image's M losses alone; the batch enters only through the 1/N of advbench's step on t (the
 gradient of the batch mean). So under a memory budget the batch runs in chunks of whole images
-(:class:`bench.method.VicinalMethod`), each with all M draws of its images, and the step uses
+(:class:`bench.training.method.VicinalMethod`), each with all M draws of its images, and the step uses
 the whole batch's N, not the chunk's.
 """
 import torch
 import torch.nn.functional as F
 
-from bench.method import ImageLosses, VicinalMethod, register_method
+from bench.training import ImageLosses, VicinalMethod, register_method
 
 
 def cvar_threshold(losses: torch.Tensor, beta: float) -> torch.Tensor:

@@ -7,12 +7,12 @@ noisy copies.
 
 Training forwards one noisy copy per image, as many images as ERM, so its loss is not chunked;
 the vote's batch × ``vote_samples`` copies are classified in chunks under a memory budget
-(``Method.predict``, :mod:`bench.memory`).
+(``Method.predict``, :mod:`bench.compute.memory`).
 """
 import torch
 import torch.nn.functional as F
 
-from bench.method import LossOutput, Method, register_method
+from bench.training import LossOutput, Method, register_method
 
 
 @register_method

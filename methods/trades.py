@@ -9,7 +9,7 @@ Attack settings: ``methods/_adversarial.py``.
 import torch.nn.functional as F
 import torchattacks
 
-from bench.method import LossOutput, register_method
+from bench.training import LossOutput, register_method
 from methods._adversarial import LINF_ATTACK, LINF_SOURCES, AdversarialMethod
 
 

@@ -1,15 +1,14 @@
-# Names, paths and each job's params, from bench.plan and the table registry (bench.tables).
+# Names, paths and each job's params, from bench.workflow.plan and the table registry (bench.tables).
 import json
 
-import bench.job_kinds as job_kinds
-import bench.plan as plan
-from bench.masking import TRANSFER_ATTACK, TRANSFER_SOURCE
-from bench.method import load_plugin
+import bench.workflow.job_kinds as job_kinds
+import bench.workflow.plan as plan
+from bench.workflow.extensions import load_extensions
+from bench.evaluation.masking import TRANSFER_ATTACK, TRANSFER_SOURCE
 from bench.paths import ModelRun, reports_dir, run_log, selection_file, selection_log
 from bench.tables import TABLES, CertificationTable, enabled_tables, get_table
 
-for _plugin in config.get("plugins", []):
-    load_plugin(_plugin)
+load_extensions(config)  # the config's plugins and external models (bench.workflow.extensions)
 
 # Every config has a name; its results and aggregates live under it, so configs never share a
 # model or a certificate. reports/<file> at the top is a copy of the current config's.
@@ -41,7 +40,7 @@ wildcard_constraints:
 
 
 def kind_resources(kind):
-    """resources: of a job of ``kind`` (bench.job_kinds.resources: GPUs, minutes, memory, the activation budget)."""
+    """resources: of a job of ``kind`` (bench.workflow.job_kinds.resources: GPUs, minutes, memory, the activation budget)."""
     return job_kinds.resources(kind, config)
 
 
@@ -50,7 +49,7 @@ def kind_threads(kind):
 
 
 def settings(kind, **fixed):
-    """params.settings of a job: the slice of the config it reads (bench.plan.job_settings)."""
+    """params.settings of a job: the slice of the config it reads (bench.workflow.plan.job_settings)."""
 
     def of(wildcards):
         extra = {k: getattr(wildcards, k) for k in ("table", "attack") if k in wildcards.keys()}
@@ -60,7 +59,7 @@ def settings(kind, **fixed):
 
 
 def code(kind):
-    """params.code of a job: the stamps of the code it runs (bench.plan.code_version)."""
+    """params.code of a job: the stamps of the code it runs (bench.workflow.plan.code_version)."""
     return lambda wildcards: plan.code_version(kind, wildcards.method)
 
 

@@ -128,7 +128,7 @@ if GROUPED_TABLES:
         """The certification tables every model needs in one job per model (certify.group: model):
         one Python start instead of one per table; each table's outputs are what its own job
         would write (bench.jobs.certify.run_group), and so is the audit of its Table 1
-        certificates where the audit is enabled (bench.plan.grouped_audit)."""
+        certificates where the audit is enabled (bench.workflow.plan.grouped_audit)."""
         input:
             model=MODEL.output("model"),
             weights=MODEL.output("weights"),

@@ -57,7 +57,7 @@ rule figures:
 
 
 rule recipes:
-    """The training recipe of each trained method, every value with its source (bench.recipes)."""
+    """The training recipe of each trained method, every value with its source (bench.report.recipes)."""
     output:
         f"{REPORTS}/recipes.csv",
     params:

@@ -26,7 +26,7 @@ rule train:
 
 
 rule import_model:
-    """An external checkpoint (config `models:`, bench.external) enters the DAG where training would."""
+    """An external checkpoint (config `models:`, bench.training.external) enters the DAG where training would."""
     input:
         weights=lambda w: plan.external_models(config)[w.method]["weights"],
     output:

@@ -2,13 +2,10 @@
 from bench.io import write_csv
 from bench.tables import get_table
 from bench.tables.base import MODEL_KEYS
+from bench.workflow.extensions import load_extensions
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-if smk.config.get("plugins"):  # a plugin may register tables as well as methods; without one, no torch import
-    from bench.method import load_plugin
-
-    for plugin in smk.config["plugins"]:
-        load_plugin(plugin)
+load_extensions(smk.config)  # a plugin may register tables as well as methods
 table = get_table(smk.wildcards.table)
 frame = table.build(list(smk.input), {"paper_reference": dict(smk.params.paper_reference)})
 if frame.columns.empty:  # no model has rows for it (no RS or IBP for native certificates, say): a header

@@ -1,5 +1,5 @@
-"""Snakemake job: Figure 2 from reports/ablation.csv (bench.report.figure2)."""
-from bench.figures import figure2
+"""Snakemake job: Figure 2 from reports/ablation.csv (bench.report.html.figure2)."""
+from bench.report.figures import figure2
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 figure2(smk.input[0], smk.output.png, smk.output.svg)

@@ -2,8 +2,8 @@
 import pandas as pd
 
 from bench.data import load_split
-from bench.figures import figure3, vicinity_figure
 from bench.paths import ModelRun
+from bench.report.figures import figure3, vicinity_figure
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
 

@@ -1,12 +1,11 @@
-"""Snakemake job: job wall times, then the self-contained HTML report (bench.report)."""
+"""Snakemake job: job wall times, then the self-contained HTML report (bench.report.html)."""
 from pathlib import Path
 
-from bench.method import load_plugin
-from bench.report import html_report, job_times
+from bench.report.html import html_report, job_times
+from bench.workflow.extensions import load_extensions
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)
-for plugin in smk.config.get("plugins", []):  # tables registered by plugins
-    load_plugin(plugin)
+load_extensions(smk.config)  # tables registered by plugins
 job_times(list(smk.input.benchmarks), smk.output.times)
 tables = {Path(p).stem: p for p in smk.input.tables}
 figures = {"Figure 2: λ ablation": smk.input.figure2[0]} if smk.input.figure2 else {}

@@ -62,22 +62,22 @@ def make_mnist_like(root: Path, folder: str, n_train: int, n_test: int, seed: in
 
 
 def make_cifar_like(root: Path, classes: int, n_per_file: int, seed: int = 0):
-    """CIFAR python format (:func:`bench.synthetic.write_cifar`, uniform noise pixels)."""
-    from bench.synthetic import write_cifar
+    """CIFAR python format (:func:`bench.data.synthetic.write_cifar`, uniform noise pixels)."""
+    from bench.data.synthetic import write_cifar
 
     return write_cifar(root, classes, n_per_file, seed)
 
 
 def make_svhn_like(root: Path, n_train: int, n_test: int, seed: int = 0):
-    """SVHN .mat format (:func:`bench.synthetic.write_svhn`, uniform noise pixels)."""
-    from bench.synthetic import write_svhn
+    """SVHN .mat format (:func:`bench.data.synthetic.write_svhn`, uniform noise pixels)."""
+    from bench.data.synthetic import write_svhn
 
     return write_svhn(root, n_train, n_test, seed)
 
 
 def train_spec(root: Path, **kw):
     """A small training run on the tiny MNIST-format data under ``root`` (``ours``, convnet, 2 epochs)."""
-    from bench.train import TrainSpec
+    from bench.training.loop import TrainSpec
 
     base = dict(dataset="mnist", method="ours", arch="convnet", seed=3, epochs=2, batch_size=32,
                 hparams={"n_samples": 2}, data_root=str(root), device="cpu")

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
-
-from bench.api import attack, certify
-from bench.certify import summarize
-from bench.data import Split
-from bench.sequential import n_min
-from bench.stats import clopper_pearson
-from bench.vicinity import parse_vicinity
 from conftest import TINY_INFO as INFO
 from conftest import Constant
+
+from bench.api import attack, certify
+from bench.certification.engine import summarize
+from bench.certification.sequential import n_min
+from bench.certification.vicinity import parse_vicinity
+from bench.data import Split
+from bench.stats import clopper_pearson
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "own_model.md"
@@ -201,7 +201,7 @@ def test_an_attack_scored_by_a_prediction_rule_and_the_refusals():
 
 
 def test_an_adaptive_attack_on_a_methods_vote():
-    from bench.method import get_method
+    from bench.training import get_method
 
     cls = get_method("ours")
     method = cls(cls.resolve_hparams(INFO, {"vote_samples": 4}), INFO, parse_vicinity("linf:0.3"),

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bench.attacks import ATTACKS, AttackBudget, autoattack, autoattack_settings, make_attack
+from bench.evaluation.attacks import ATTACKS, AttackBudget, autoattack, autoattack_settings, make_attack
 
 LINF = {"TIFGSM", "MIFGSM", "DIFGSM", "VMIFGSM", "TPGD", "FGSM", "RFGSM", "BIM", "FAB", "UPGD", "FFGSM",
         "Jitter", "PGD", "EOTPGD", "APGD", "NIFGSM", "SINIFGSM", "VNIFGSM", "APGDT", "Square"}

@@ -7,18 +7,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from scipy.stats import beta, norm
-
-from bench.adaptive import VoteModel, make_adaptive_attack
-from bench.attacks import AttackBudget
-from bench.audit import audit
-from bench.masking import check_attack, flags
-from bench.method import get_method
-from bench.native import bound_certify, certified_accuracy, smoothing_certify
-from bench.vicinity import parse_vicinity
 from conftest import TINY_INFO as INFO
 from conftest import Constant
+from scipy.stats import beta, norm
 
+from bench.certification.vicinity import parse_vicinity
+from bench.evaluation.adaptive import VoteModel, make_adaptive_attack
+from bench.evaluation.attacks import AttackBudget
+from bench.evaluation.audit import audit
+from bench.evaluation.masking import check_attack, flags
+from bench.evaluation.native import bound_certify, certified_accuracy, smoothing_certify
+from bench.training import get_method
 
 
 class Threshold(nn.Module):

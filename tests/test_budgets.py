@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import plan
+from bench.certification.vicinity import parse_vicinity
 from bench.data import dataset_info
-from bench.method import get_method
-from bench.train import default_vicinity
-from bench.vicinity import parse_vicinity
+from bench.training import get_method
+from bench.training.loop import default_vicinity
+from bench.workflow import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("config", "smoke", "gpu-check", "paper", "reference")

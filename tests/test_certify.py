@@ -9,12 +9,19 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from bench.certify import (OUTCOMES, CertifyConfig, Certifier, certify, classifier, literal_algorithm2,
-                           summarize)
-from bench.sequential import PROCEDURES, make_test, n_min
-from bench.simulation import simulate
-from bench.streams import CHUNK
-from bench.vicinity import parse_vicinity
+from bench.certification.engine import (
+    OUTCOMES,
+    Certifier,
+    CertifyConfig,
+    certify,
+    classifier,
+    literal_algorithm2,
+    summarize,
+)
+from bench.certification.sequential import PROCEDURES, make_test, n_min
+from bench.certification.simulation import simulate
+from bench.certification.streams import CHUNK
+from bench.certification.vicinity import parse_vicinity
 
 X = torch.rand(12, 1, 6, 6)
 LINF = parse_vicinity("linf:0.1")
@@ -113,7 +120,7 @@ def test_batched_engine_stops_where_the_literal_algorithm_stops():
 
 
 def test_budget_ends_an_input_whose_rate_sits_at_one_minus_kappa():
-    from bench.simulation import bernoulli_draw
+    from bench.certification.simulation import bernoulli_draw
 
     cfg = CertifyConfig(procedure="mixture", budget=800)
     result = Certifier(cfg, 2).run(300, bernoulli_draw(0.99, 0), torch.zeros(300, dtype=torch.long),
@@ -200,7 +207,7 @@ def _pixel_sign():
 
 
 def test_a_sample_tape_replays_each_inputs_stream_however_it_is_read():
-    from bench.streams import SampleTape
+    from bench.certification.streams import SampleTape
 
     x = torch.rand(5, 1, 4, 4)
     tape = SampleTape(_pixel_sign(), x, LINF, batch_size=70, seed=3)
@@ -219,7 +226,7 @@ def test_a_sample_tape_replays_each_inputs_stream_however_it_is_read():
 def test_an_inputs_stream_depends_on_its_index_and_the_seed_only():
     """Whatever the batch, the order and sizes of the reads, the other inputs read with it, or
     the block it is in (a tape over inputs 2 to 4 with ``first_index=2``): the same samples."""
-    from bench.streams import SampleTape
+    from bench.certification.streams import SampleTape
 
     # a classifier that any change of a sample's noise moves (a coarser one is constant on most
     # inputs' vicinities, and a constant stream equals any other)
@@ -246,8 +253,8 @@ def test_an_inputs_stream_depends_on_its_index_and_the_seed_only():
 def test_a_tapes_samples_are_each_chunks_own_seeded_draw(spec):
     """The tape applies many chunks' noise at once; each chunk's samples are still exactly the
     vicinity's own call on that input with a generator seeded by ``chunk_seed``."""
-    from bench.streams import SampleTape, chunk_seed
-    from bench.vicinity import parse_vicinity
+    from bench.certification.streams import SampleTape, chunk_seed
+    from bench.certification.vicinity import parse_vicinity
 
     x = torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(1))
     vicinity, seen = parse_vicinity(spec), []
@@ -263,7 +270,7 @@ def test_a_tapes_samples_are_each_chunks_own_seeded_draw(spec):
 def test_a_sampler_that_is_not_a_vicinity_is_drawn_chunk_by_chunk_through_its_flat():
     """bench.api takes any sampler object: one with only ``__call__`` and ``flat`` (no two phases)
     gives the tape each chunk's own ``flat`` samples, as before f6abb34."""
-    from bench.streams import SampleTape, chunk_seed
+    from bench.certification.streams import SampleTape, chunk_seed
 
     class Duck:
         def flat(self, x, n, generator=None):
@@ -297,14 +304,14 @@ def test_the_tape_sampling_benchmark_times_two_paths_to_the_same_samples(tmp_pat
 
 def test_one_inputs_chunks_never_share_a_seed():
     """The CPU generator keeps a seed's low 32 bits: an input's chunk seeds stay distinct there."""
-    from bench.streams import chunk_seed
+    from bench.certification.streams import chunk_seed
 
     for seed, index in ((0, 0), (3, 12345), (2**40, 7)):
         assert len({chunk_seed(seed, index, c) & 0xFFFFFFFF for c in range(100_000)}) == 100_000
 
 
 def test_settings_certified_together_share_samples_and_match_running_alone():
-    from bench.certify import certify_many
+    from bench.certification.engine import certify_many
 
     x = torch.rand(30, 1, 4, 4)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
@@ -465,7 +472,7 @@ def test_the_sprts_lower_stop_is_below_p1_never_not_robust():
     result = Certifier(cfg, 2).run(n, _rate_draw(0.995, 3), torch.zeros(n, dtype=torch.long), progress=False)
     outcomes = pd.Series([OUTCOMES[o] for o in result.outcome.tolist()])
     assert not outcomes.eq("not_robust").any()
-    assert outcomes.eq("below_p1").mean() > 0.5  # about 72 %, exactly (bench.simulation.exact_rates)
+    assert outcomes.eq("below_p1").mean() > 0.5  # about 72 %, exactly (bench.certification.simulation.exact_rates)
     frame = result.frame()
     assert set(frame["outcome"]) <= {"certified", "below_p1", "undecided"}
     # the mixture test rejects p >= 1−κ, which is false here: it reports no below_p1

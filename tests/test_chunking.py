@@ -1,4 +1,4 @@
-"""Chunked forwards under a memory budget (bench.memory): the same step, votes and attacks.
+"""Chunked forwards under a memory budget (bench.compute.memory): the same step, votes and attacks.
 
 A chunked training step (VicinalMethod.loss_and_backward) must give the unchunked step's loss,
 logged terms and gradient; a chunked vote the same votes; a chunked VoteModel the same output
@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
-
-import bench.memory as memory
-from bench.adaptive import VoteModel
-from bench.data import DATASETS
-from bench.memory import activation_bytes, chunk_size, memory_budget, run_chunked, set_budget
-from bench.method import majority_vote
-from bench.models import create_model
 from test_methods import make
+
+import bench.compute.memory as memory
+from bench.compute.memory import activation_bytes, chunk_size, memory_budget, run_chunked, set_budget
+from bench.data import DATASETS
+from bench.evaluation.adaptive import VoteModel
+from bench.models import create_model
+from bench.training import majority_vote
 
 INFO = DATASETS["mnist"]
 N, DRAWS, PER_CHUNK = 7, 3, 3  # 7 images in chunks of 3, 3 and 1 (unequal: weights matter)
@@ -135,7 +135,7 @@ def test_an_out_of_memory_error_in_a_chunk_undoes_its_gradient_and_retries_small
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     budget = budget_for(model, x, 6 * (DRAWS + 1), train=True)  # 6 images a chunk, then 3, then 1
-    with caplog.at_level(logging.WARNING, logger="bench.memory"):
+    with caplog.at_level(logging.WARNING, logger="bench.compute.memory"):
         _, out, g = step("ours", model, x, y, budget, backward=backward)
     assert torch.allclose(g, g_full, rtol=1e-10, atol=1e-12)
     assert out.loss.item() == pytest.approx(full.loss.item(), rel=1e-12)
@@ -210,7 +210,7 @@ def test_a_chunked_vote_model_has_the_same_output_and_gradients():
     assert gx_a.abs().sum() > 0
 
 
-# --- bench.memory --------------------------------------------------------------------------------
+# --- bench.compute.memory --------------------------------------------------------------------------------
 
 
 def oom_above(limit: int, calls: list):
@@ -225,7 +225,7 @@ def oom_above(limit: int, calls: list):
 
 def test_run_chunked_halves_the_chunk_on_out_of_memory_and_logs(caplog):
     calls: list = []
-    with caplog.at_level(logging.WARNING, logger="bench.memory"):
+    with caplog.at_level(logging.WARNING, logger="bench.compute.memory"):
         parts = run_chunked(oom_above(3, calls), 11, 8)
     assert sum(parts, []) == list(range(11))
     assert calls[:3] == [(0, 8), (0, 4), (0, 2)] and max(b - a for a, b in calls[2:]) == 2
@@ -324,23 +324,24 @@ def test_a_budget_is_positive_bytes_or_none_and_the_context_restores_it():
 
 
 def test_training_under_a_budget_logs_the_terms_of_the_whole_batch(tmp_path, monkeypatch):
-    """The loop (bench.train) with chunked steps: every batch in several chunks, and the logged
+    """The loop (bench.training.loop) with chunked steps: every batch in several chunks, and the logged
     loss of Ours is the logged mean plus λ times the logged std, as without chunks."""
-    from bench.train import TrainSpec, train
     from conftest import make_mnist_like
-    import bench.method
+
+    import bench.training.method
+    from bench.training.loop import TrainSpec, train
 
     root = tmp_path / "data"
     make_mnist_like(root, "MNIST", n_train=60, n_test=10)
     chunks: list[int] = []
-    real = bench.method.run_chunked
+    real = bench.training.method.run_chunked
 
     def spy(fn, total, chunk, key=None):
         parts = real(fn, total, chunk, key)
         chunks.append(len(parts))
         return parts
 
-    monkeypatch.setattr(bench.method, "run_chunked", spy)
+    monkeypatch.setattr(bench.training.method, "run_chunked", spy)
     spec = TrainSpec(dataset="mnist", method="ours", arch="convnet", seed=0, epochs=1, batch_size=20,
                      hparams={"n_samples": 2, "lam": 0.5}, data_root=str(root), device="cpu")
     with memory_budget(400_000 * 3 * 4):  # about 4 images of 3 inputs (the probe says ~350 kB each)

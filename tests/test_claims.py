@@ -1,4 +1,4 @@
-"""The paper's claims (bench.claims): verdicts by hand, and the claims table from job outputs."""
+"""The paper's claims (bench.paper.claims): verdicts by hand, and the claims table from job outputs."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.claims import CLAIMS, Claim, get_claim, list_claims, register_claim, verdict
+from bench.paper.claims import CLAIMS, Claim, get_claim, list_claims, register_claim, verdict
 from bench.paths import ModelRun
-from bench.report import _claims_html
+from bench.report.html import _claims_html
 from bench.stats import paired_difference_interval
 from bench.tables import get_table
 

@@ -1,7 +1,7 @@
 """The code stamp hashes what executes: an edit of a docstring or a comment reruns nothing.
 
 Issue 25: a docstring-only edit of ``methods/trades.py`` reran its 42 jobs, one of
-``bench/sequential.py`` 80 certifications, because the stamp hashed each file's bytes.
+``bench/certification/sequential.py`` 80 certifications, because the stamp hashed each file's bytes.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import plan, provenance
+from bench.workflow import plan, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def test_docstring_and_comment_edits_keep_the_stamp_and_a_real_change_changes_it
 
 
 def test_a_docstring_edit_plans_no_job_and_a_real_change_exactly_its_dependents(fresh_caches, tmp_path, monkeypatch):
-    """The params of every job kind of ``trades`` (``bench.plan.code_version``, what Snakemake's
+    """The params of every job kind of ``trades`` (``bench.workflow.plan.code_version``, what Snakemake's
     params trigger compares) stay the same after a docstring edit of ``methods/trades.py``; a
     code edit changes those of the kinds that run the method, and not the certifications'."""
     source = Path(provenance._origin("methods.trades")).read_text()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.paths import ModelRun
-from bench.report import _summary_html
+from bench.report.html import _summary_html
 from bench.tables import get_table
 from bench.tables.attacks import COMPARED
 
@@ -70,7 +70,7 @@ def test_the_summary_names_the_rule_and_never_ranks_across_rules(mixed):
 def test_an_attack_table_no_model_needs_builds_empty_and_the_report_says_so():
     """A config with an adaptive: block but no voting method (issue 25: it crashed with
     KeyError 'defence_success_rate'): the adaptive tables have no rows, and say so."""
-    from bench.report import _table_html
+    from bench.report.html import _table_html
 
     table = get_table("table3_adaptive")
     df = table.build([], {})
@@ -84,7 +84,7 @@ def test_an_imported_model_beside_trained_ones_is_no_mix_of_code_versions():
     other, imported ones with each other."""
     import pandas as pd
 
-    from bench.report import _code_warning
+    from bench.report.html import _code_warning
 
     rows = pd.DataFrame({"method": ["erm", "ours", "mine"], "job": "certify", "code": "c1",
                          "model_code": ["train1", "train1", "import1"], "external": [None, None, "w.safetensors"]})

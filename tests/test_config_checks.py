@@ -1,4 +1,4 @@
-"""bench.config.check_config: the config's meaning, checked when the DAG is built."""
+"""bench.workflow.config.check_config: the config's meaning, checked when the DAG is built."""
 from __future__ import annotations
 
 import copy
@@ -11,19 +11,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-import bench.config as bconfig
-from bench import data as bdata
-from bench.config import ConfigError, ConfigWarning, check_config, min_samples
-from bench.sequential import make_test, n_min
 from conftest import make_cifar_like, make_mnist_like
+
+import bench.workflow.config as bconfig
+from bench import data as bdata
+from bench.data import staging
+from bench.certification.sequential import make_test, n_min
+from bench.workflow.config import ConfigError, ConfigWarning, check_config, min_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("config", "smoke", "paper", "reference", "claims")
 
 PLUGIN = '''
 import torch.nn.functional as F
-from bench.method import LossOutput, Method, register_method
+from bench.training import LossOutput, Method, register_method
 
 
 @register_method
@@ -251,7 +252,7 @@ def test_dataset_available_checks_files_without_reading_them(tmp_path):
 
 def test_fashion_mnist_falls_back_to_the_debian_package(tmp_path, monkeypatch):
     debian = tmp_path / "debian"
-    monkeypatch.setattr(bdata, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setattr(staging, "DEBIAN_FASHION_MNIST", debian)
     assert not bdata.dataset_available("fashion_mnist", tmp_path / "data")[0]
     debian.mkdir()
     for f in bdata.FILES["fashion_mnist"]:

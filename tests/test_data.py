@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-
 import pytest
 import torch
+from conftest import make_cifar_like, make_mnist_like, make_svhn_like
 
 from bench import data as bdata
-from conftest import make_cifar_like, make_mnist_like, make_svhn_like
+from bench.data import staging
 
 
 @pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
@@ -118,7 +118,7 @@ def test_concurrent_staging_of_the_debian_files_is_safe(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(4) as pool:
-        assert all(pool.map(lambda _: bdata._stage_debian_fashion_mnist(tmp_path), range(4)))
+        assert all(pool.map(lambda _: staging.stage_debian_fashion_mnist(tmp_path), range(4)))
     raw = tmp_path / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted([
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"])

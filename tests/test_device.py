@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.device import resolve_device
+from bench.compute.device import resolve_device
 
 
 def test_a_gpu_asked_for_and_missing_is_an_error_not_a_cpu_fallback(monkeypatch):
@@ -16,7 +16,7 @@ def test_a_gpu_asked_for_and_missing_is_an_error_not_a_cpu_fallback(monkeypatch)
 
 
 def test_concurrent_jobs_lease_different_gpus_and_a_lease_ends_with_its_holder(tmp_path):
-    import bench.device as device
+    import bench.compute.device as device
 
     gpus = ["GPU-aaaa", "GPU-bbbb", "GPU-cccc"]
     held = len(device._LEASES)
@@ -31,7 +31,7 @@ def test_concurrent_jobs_lease_different_gpus_and_a_lease_ends_with_its_holder(t
 
 
 def test_several_visible_gpus_give_each_job_a_leased_device(monkeypatch, tmp_path):
-    import bench.device as device
+    import bench.compute.device as device
 
     monkeypatch.setenv("BENCH_GPU_LOCKS", str(tmp_path))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

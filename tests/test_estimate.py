@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import estimate, passes, plan
-from bench.sequential import n_min
+from bench.certification.sequential import n_min
+from bench.workflow import estimate, passes, plan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,9 +48,9 @@ def test_counted_training_passes_follow_the_methods_losses(config):
 
 
 def test_certification_work_lies_between_n_min_and_the_budget(config):
-    from bench import plan
-    from bench.streams import CHUNK
+    from bench.certification.streams import CHUNK
     from bench.tables import get_table
+    from bench.workflow import plan
 
     c, inputs = config["certify"], 10
     for table, vicinities in (("table1", 1), ("table2", len(c["transforms"]))):
@@ -127,7 +127,7 @@ def test_the_activation_budget_bounds_the_peak_of_chunked_work_only():
 
 @pytest.mark.parametrize("attack", ["Square", "AutoAttack", "VoteEOTPGD", "VoteAutoAttack"])
 def test_extrapolated_attack_counts_equal_direct_counts(config, attack):
-    from bench.method import get_method
+    from bench.training import get_method
 
     info_shape, classes = (1, 28, 28), 10
     hp = get_method("ours").resolve_hparams(passes.dataset_info("fashion_mnist"), {"vote_samples": 3})
@@ -230,7 +230,7 @@ def test_grouped_certifications_start_one_process(tmp_path, caplog):
     assert row["job"] == "fashion_mnist/erm/convnet/seed0/certifications" and row["name"] == "certifications (5)"
     # the tables read one stream per vicinity: Tables 11 and 12 certify on Table 1's main vicinity
     # and need no more samples there, so the job costs Tables 1, 10 (small) and 2 (transforms)
-    # and the job audits its Table 1 certificates (bench.plan.grouped_audit): the audit job's work
+    # and the job audits its Table 1 certificates (bench.workflow.plan.grouped_audit): the audit job's work
     apart = certify(single).set_index("name").loc[["table1", "table10", "table2"]]
     audit = single[(single["kind"] == "audit") & (single["method"] == "erm")]
     assert len(audit) == 1 and not (grouped["kind"] == "audit").any()
@@ -241,7 +241,7 @@ def test_grouped_certifications_start_one_process(tmp_path, caplog):
     assert len(ablation(grouped)) == len(ablation(single)) > 0
     # a run measured one job per table has no match under the grouped config: said, not silently dropped
     times = pd.DataFrame({"job": ["fashion_mnist/erm/convnet/seed0/certify_table1"], "seconds": [1.0]})
-    with caplog.at_level("WARNING", logger="bench.estimate"):
+    with caplog.at_level("WARNING", logger="bench.workflow.estimate"):
         assert estimate.compare(grouped, times).empty
     assert "1 measured jobs have no estimate" in caplog.text
     assert len(estimate.compare(single, times)) == 1

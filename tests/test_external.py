@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import save_file
+from test_workflow import snakemake
 
 from bench.data import dataset_info
-from bench.external import import_checkpoint
 from bench.models import create_model
-from test_workflow import snakemake
+from bench.training.external import import_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 FMNIST = dataset_info("fashion_mnist")
@@ -32,7 +32,7 @@ def entry(weights: Path, arch: str = "convnet") -> dict:
 
 
 def test_a_checkpoint_is_imported_as_a_finished_model_with_or_without_its_normalisation(tmp_path):
-    from bench.checkpoint import load_model
+    from bench.models.checkpoint import load_model
 
     for bare in (False, True):
         weights = write_weights(tmp_path / f"w{bare}.safetensors", bare=bare)

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from test_workflow import SNAKEMAKE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +86,7 @@ def test_every_32x32_architecture_runs_every_job_kind(run):
     # one job per model for its certifications and its attacks when the file groups them, as it does
     assert {"train", "native", "certifications" if grouped["certify"] else "certify",
             "attacks" if grouped["attack"] else "attack"} <= kinds
-    # the audit runs in the certification job when that is one per model (bench.plan.grouped_audit)
+    # the audit runs in the certification job when that is one per model (bench.workflow.plan.grouped_audit)
     assert ("audit" in kinds) != grouped["certify"]
     assert len(list((run / "results" / "gpu-check-cpu").rglob("audit.json"))) == len(t1[["method", "arch"]].drop_duplicates())
     assert (reports / "report.html").exists()

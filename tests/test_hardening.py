@@ -34,7 +34,7 @@ class _Payload:
 
 @pytest.mark.parametrize("how", ["load_split", "stage"])
 def test_a_crafted_cifar_batch_in_a_synthetic_root_runs_no_code(tmp_path, how):
-    from bench.synthetic import write_dataset
+    from bench.data.synthetic import write_dataset
 
     root, marker = tmp_path / "data", tmp_path / "pwned"
     write_dataset("cifar10", root, per_class=2)  # marks the root SYNTHETIC: checksums are off
@@ -51,7 +51,7 @@ def test_a_crafted_cifar_batch_in_a_synthetic_root_runs_no_code(tmp_path, how):
 def test_cifar_batches_of_every_pickle_protocol_and_numpy_spelling_still_load(tmp_path):
     """The official release is a Python 2 pickle naming ``numpy.core.multiarray`` (numpy 1);
     synthetic files are protocol 4 with numpy scalars as labels: all load, to the same arrays."""
-    from bench.safe_pickle import load_restricted
+    from bench.data.safe_pickle import load_restricted
 
     data = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
     entry = {"batch_label": "testing batch 1 of 1", "data": data, "labels": list(np.array([3, 7])),
@@ -65,7 +65,7 @@ def test_cifar_batches_of_every_pickle_protocol_and_numpy_spelling_still_load(tm
         got = load_restricted(path)
         assert np.array_equal(got["data"], data) and [int(x) for x in got["labels"]] == [3, 7]
         assert got["filenames"] == [b"a.png", "b.png"]
-    from bench.synthetic import write_dataset
+    from bench.data.synthetic import write_dataset
 
     write_dataset("cifar100", tmp_path / "data", per_class=1)
     assert len(bdata.load_split("cifar100", "test", tmp_path / "data", download=False)) == 100
@@ -76,8 +76,8 @@ def test_cifar_batches_of_every_pickle_protocol_and_numpy_spelling_still_load(tm
 
 @pytest.fixture
 def leases():
-    """The lease list of bench.device, with the leases a test takes closed afterwards."""
-    import bench.device as device
+    """The lease list of bench.compute.device, with the leases a test takes closed afterwards."""
+    import bench.compute.device as device
 
     held = len(device._LEASES)
     yield device
@@ -130,7 +130,7 @@ def locked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".snakemake" / "locks").mkdir(parents=True)
     (tmp_path / ".snakemake" / "locks" / "0.input.lock").write_text("x\n")
-    monkeypatch.setattr(cli, "_live_snakemake", lambda workdir: [])
+    monkeypatch.setattr(cli.run, "_live_snakemake", lambda workdir: [])
     calls: list[tuple[list[str], dict | None]] = []
 
     def fake_run(cmd, *args, **kwargs):
@@ -151,7 +151,7 @@ def _bench_run(*args: str) -> SystemExit:
 
 
 def _owner_record(workdir: Path, host: str, pid: int, started: float) -> None:
-    """The record a `bench run` killed with -9 leaves behind (bench.run_owner)."""
+    """The record a `bench run` killed with -9 leaves behind (bench.workflow.run_owner)."""
     (workdir / ".snakemake" / "bench-run-owner.json").write_text(json.dumps({"host": host, "pid": pid,
                                                                              "started": started}))
 
@@ -279,8 +279,8 @@ def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
 
 
 def test_corrupt_result_files_are_moved_aside_and_good_ones_kept(tmp_path, caplog):
-    from bench.integrity import quarantine_corrupt
     from bench.io import write_json
+    from bench.workflow.integrity import quarantine_corrupt
 
     run = tmp_path / "results" / "x"
     m1, m2 = run / "mnist" / "erm" / "convnet" / "seed0", run / "mnist" / "ibp" / "convnet" / "seed0"
@@ -307,7 +307,7 @@ def test_corrupt_result_files_are_moved_aside_and_good_ones_kept(tmp_path, caplo
 
 
 def test_the_results_folder_is_the_configs_run(tmp_path):
-    from bench.integrity import results_folder
+    from bench.workflow.integrity import results_folder
 
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("run: default\n")

@@ -1,4 +1,4 @@
-"""Job kinds as registered objects (bench.job_kinds): what the plan, the rules and the estimate
+"""Job kinds as registered objects (bench.workflow.job_kinds): what the plan, the rules and the estimate
 read of a kind comes from its one declaration."""
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-import bench.plan as plan
-from bench.job_kinds import JOB_KINDS, JobKind, get_job_kind, list_job_kinds, register_job_kind, resources, threads
-
+import bench.workflow.plan as plan
+from bench.workflow.job_kinds import (
+    JOB_KINDS,
+    JobKind,
+    get_job_kind,
+    list_job_kinds,
+    register_job_kind,
+    resources,
+    threads,
+)
 
 
 @pytest.fixture

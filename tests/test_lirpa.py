@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from bench.data import DATASETS
-from bench.lirpa import auto_lirpa, bounded_model, logit_bounds
 from bench.models import create_model
+from bench.models.lirpa import auto_lirpa, bounded_model, logit_bounds
 
 
 def test_patched_import_and_parameters():
@@ -56,7 +56,7 @@ def test_bounds_backpropagate():
 def test_sound_bounds_run_in_ieee_fp32_whatever_the_callers_precision(monkeypatch):
     """TF32 convolutions (cuDNN's default on Ampere+), reduced-precision matmuls and autocast are
     all off inside the bound computation, and the caller's settings come back afterwards."""
-    from bench.lirpa import margin_bounds
+    from bench.models.lirpa import margin_bounds
 
     model = create_model("convnet", DATASETS["mnist"]).eval()
     x = torch.rand(2, 1, 28, 28)

@@ -6,11 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.data import DatasetInfo, DATASETS
-from bench.method import available_methods, get_method
+from bench.certification.vicinity import parse_vicinity
+from bench.data import DATASETS, DatasetInfo
 from bench.models import create_model
 from bench.paper import compatible_architectures
-from bench.vicinity import parse_vicinity
+from bench.training import available_methods, get_method
 
 PAPER_METHODS = ["erm", "da", "pgdt", "trades", "mart", "rs", "ibp", "prl", "ours"]
 TOY = DatasetInfo("toy", "toy", 1, 8, 4, (0.5,), (0.25,), "synthetic")
@@ -142,7 +142,7 @@ def test_adversarial_inputs_lie_in_the_box_and_raise_the_loss(key):
 
 
 def test_ibp_bounds_contain_the_margins_of_points_in_the_box():
-    from bench.lirpa import margin_matrix
+    from bench.models.lirpa import margin_matrix
 
     info = DATASETS["mnist"]
     torch.manual_seed(0)

@@ -1,10 +1,10 @@
-"""Table 8's metrics are defined once (bench.metrics) and every reader agrees with a hand count."""
+"""Table 8's metrics are defined once (bench.certification.metrics) and every reader agrees with a hand count."""
 from __future__ import annotations
 
 import pandas as pd
 
-from bench.certify import summarize
-from bench.metrics import METRICS, per_input, rates
+from bench.certification.engine import summarize
+from bench.certification.metrics import METRICS, per_input, rates
 from bench.tables.base import certification_outcomes, outcome_key
 
 #: five inputs: right and certified, right not certified, wrong but certified, certified as the

@@ -69,9 +69,6 @@ LAYOUT = re.compile(r"results/|seed\{|/certify/|/attacks/|/benchmarks/|^(certify
                     r"_inputs\.csv$")
 #: places that still name files of the layout, each with the reason
 ALLOWED = {
-    # the grouped certification job keys Snakemake's outputs by file name, until grouped jobs
-    # get their outputs as real arguments (issue 23's job kinds)
-    "bench/jobs/certify.py",
     # a benchmark's own scratch model, not a run's
     "benchmarks/certify_speed.py",
     # the readers say which file they check
@@ -143,9 +140,9 @@ def test_each_shipped_config_plans_the_recorded_jobs(name):
 
 
 def test_a_table_plugin_of_the_old_api_still_works_and_is_told_what_replaced_it():
-    """``from bench.plan import result_dir`` (docs/extending.md before the path contract) keeps
+    """``from bench.workflow.plan import result_dir`` (docs/extending.md before the path contract) keeps
     working, with a DeprecationWarning that names the replacement."""
-    import bench.plan as plan
+    import bench.workflow.plan as plan
 
     run = {"dataset": "fashion_mnist", "method": "erm", "arch": "convnet", "seed": 1}
     with pytest.warns(DeprecationWarning, match=r"bench\.paths\.ModelRun\.of"):

@@ -1,4 +1,4 @@
-"""Precision options (bench.precision) and the training loop's deferred host synchronisation."""
+"""Precision options (bench.compute.precision) and the training loop's deferred host synchronisation."""
 from __future__ import annotations
 
 import json
@@ -10,16 +10,17 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import make_mnist_like
+from conftest import train_spec as spec
 
-import bench.train as btrain
-from bench.certify import classifier
+import bench.training.loop as btrain
+from bench.certification.engine import classifier
+from bench.certification.vicinity import parse_vicinity
+from bench.compute.precision import FP32, Precision, autocast, prepare_input, prepare_model
 from bench.data import dataset_info, load_split
-from bench.method import LossOutput, Method, get_method, register_method
 from bench.models import create_model
-from bench.precision import FP32, Precision, autocast, prepare_input, prepare_model
-from bench.train import TrainSpec, default_vicinity, load_model, train
-from bench.vicinity import parse_vicinity
-from conftest import make_mnist_like, train_spec as spec
+from bench.training import LossOutput, Method, get_method, register_method
+from bench.training.loop import TrainSpec, default_vicinity, load_model, train
 
 INFO = dataset_info("mnist")
 
@@ -100,7 +101,7 @@ class Terms(Method):
                           {"t": torch.tensor(b, requires_grad=True) * 1.0, "f": 2.0 * b})
 
 
-# --- bench.precision -------------------------------------------------------------------------
+# --- bench.compute.precision -------------------------------------------------------------------------
 
 
 def test_autocast_runs_bf16_convs_and_matmuls_inside_and_nothing_for_fp32():
@@ -179,7 +180,7 @@ def test_channels_last_model_gives_the_logits_of_the_contiguous_one(arch):
 
 
 def reference_train(s: TrainSpec):
-    """The training loop as it was before bench.precision (per-batch .item(), isfinite and
+    """The training loop as it was before bench.compute.precision (per-batch .item(), isfinite and
     int() syncs; plain fp32), for the bit-for-bit comparison."""
     cls = get_method(s.method)
     info = dataset_info(s.dataset)
@@ -338,9 +339,9 @@ def test_the_tally_keeps_terms_on_the_device_detached_and_mixes_dtypes():
 
 def _count_host_syncs(monkeypatch) -> list[str]:
     """Patch the Tensor methods that wait for the device; record those called from the loop
-    (bench/train.py, bench/method.py) or a method (methods/)."""
+    (bench/training/loop.py, bench/training/method.py) or a method (methods/)."""
     calls: list[str] = []
-    here = ("bench/train.py", "bench/method.py", "/methods/")
+    here = ("bench/training/loop.py", "bench/training/method.py", "/methods/")
     for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
         original = getattr(torch.Tensor, name)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.augment import crop_flip, resolve
+from bench.certification.vicinity import parse_vicinity
 from bench.data import dataset_info
-from bench.method import available_methods, get_method
 from bench.models import create_model
-from bench.recipes import recipe_table
-from bench.vicinity import parse_vicinity
+from bench.report.recipes import recipe_table
+from bench.training import available_methods, get_method
+from bench.training.augment import crop_flip, resolve
 
 CIFAR, MNIST, SVHN = dataset_info("cifar10"), dataset_info("mnist"), dataset_info("svhn")
 
@@ -69,9 +69,9 @@ def test_crop_and_flip_on_cifar_training_batches_only():
 
 
 def test_training_augments_its_batches_and_evaluation_does_not(tmp_path, monkeypatch):
-    import bench.train as train_module
-    from bench.synthetic import write_dataset
-    from bench.train import TrainSpec, accuracy, train
+    import bench.training.loop as train_module
+    from bench.data.synthetic import write_dataset
+    from bench.training.loop import TrainSpec, accuracy, train
 
     write_dataset("cifar10", tmp_path / "data", per_class=4)
     calls = []
@@ -107,7 +107,7 @@ def test_ibp_on_150_epochs_of_32x32_decays_the_rate_only_after_the_ramp():
 
 
 def test_ibp_tightness_reference_is_measured_on_normalised_input():
-    from bench.lirpa import ieee_fp32
+    from bench.models.lirpa import ieee_fp32
 
     m = method("ibp", MNIST)
     model = create_model("convnet", MNIST)
@@ -149,8 +149,9 @@ def test_method_defaults_follow_their_originals():
 
 
 def test_the_committed_recipe_table_is_the_code_s(table):
-    import pandas as pd
     from pathlib import Path
+
+    import pandas as pd
 
     committed = pd.read_csv(Path(__file__).resolve().parent.parent / "docs" / "recipes.csv", dtype=str,
                             keep_default_na=False)

@@ -1,15 +1,15 @@
 """Every registry is one :class:`bench.registry.Registry`: one error style, one mapping view."""
 import pytest
 
-from bench.attacks import ATTACKS, make_attack
-from bench.claims import CLAIMS
+from bench.certification.sequential import PROCEDURES, make_test
 from bench.data import DATASETS, dataset_info
-from bench.job_kinds import JOB_KINDS
-from bench.method import METHODS, get_method
+from bench.evaluation.attacks import ATTACKS, make_attack
 from bench.models import MODELS, create_model
+from bench.paper.claims import CLAIMS
 from bench.registry import Registry, UnknownKey
-from bench.sequential import PROCEDURES, make_test
 from bench.tables import TABLES, get_table
+from bench.training import METHODS, get_method
+from bench.workflow.job_kinds import JOB_KINDS
 
 REGISTRIES = {"method": METHODS, "model": MODELS, "dataset": DATASETS, "procedure": PROCEDURES,
               "attack": ATTACKS, "table": TABLES, "job kind": JOB_KINDS, "claim": CLAIMS}

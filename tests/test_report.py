@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report import _summary_html
+from bench.report.html import _summary_html
 
 
 def column(values: dict[str, tuple[float, str, float | None]]) -> pd.DataFrame:
@@ -37,8 +37,8 @@ def test_a_run_that_cannot_separate_the_methods_says_so():
 
 
 def test_the_report_shows_the_recipes_of_the_run_s_shapes(tmp_path):
-    from bench.recipes import recipe_table
-    from bench.report import _recipes_html
+    from bench.report.html import _recipes_html
+    from bench.report.recipes import recipe_table
 
     path = tmp_path / "recipes.csv"
     recipe_table(["ours", "ibp"]).to_csv(path, index=False)

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from conftest import make_mnist_like
 
 import bench.jobs.attack as attack_job
-from bench.method import Method
-from bench.train import TrainSpec, train
-from conftest import make_mnist_like
+from bench.training import Method
+from bench.training.loop import TrainSpec, train
 
 
 class Files(SimpleNamespace):

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench.method import get_method
 from bench.paths import ModelRun
 from bench.runs import methods
 from bench.stats import paired_across_seeds
 from bench.tables import get_table
+from bench.training import get_method
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Exact error rates of the sequential tests (bench.simulation.exact_rates) against a brute-force
+"""Exact error rates of the sequential tests (bench.certification.simulation.exact_rates) against a brute-force
 enumeration of every sample sequence, the engine itself and Monte Carlo."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from bench.certify import OUTCOMES, CertifyConfig, Certifier
-from bench.sequential import SequentialTest
-from bench.simulation import exact_rates, simulate, stopping_rule_rates
+from bench.certification.engine import OUTCOMES, Certifier, CertifyConfig
+from bench.certification.sequential import SequentialTest
+from bench.certification.simulation import exact_rates, simulate, stopping_rule_rates
 
 BUDGET = 14  # 2^14 = 16,384 sequences
 FIELDS = ("certified", "certified_class0", "certified_class1", "lower_stop", "undecided", "mean_samples")
@@ -241,8 +241,8 @@ def test_valid_tests_keep_false_certification_at_alpha_and_the_paper_test_does_n
 def test_threshold_tables_are_computed_once_per_setting_and_are_the_computed_ones():
     """A job certifies block after block under the same tests: equal settings share one
     read-only table (computed once), equal to computing it afresh; other settings get their own."""
-    from bench import sequential
-    from bench.sequential import _first_true, make_test
+    from bench.certification import sequential
+    from bench.certification.sequential import _first_true, make_test
 
     for procedure in ("paper", "mixture", "sprt"):
         first, again = make_test(procedure, 0.02, 0.05, 3000), make_test(procedure, 0.02, 0.05, 3000)

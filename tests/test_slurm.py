@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from test_workflow import package_methods
 
 ROOT = Path(__file__).resolve().parents[1]

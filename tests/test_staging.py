@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import make_mnist_like
 
 from bench import cli
 from bench import data as bdata
-from bench import datalock
-from conftest import make_mnist_like
+from bench.data import lock as datalock
+from bench.data import staging
 
 
 def fake_download(record: Path, delay: float = 0.5):
@@ -42,7 +43,7 @@ def _load_in_child(root: str, barrier, out: str) -> None:
 
 def test_concurrent_jobs_download_a_dataset_once(tmp_path, monkeypatch):
     record, root = tmp_path / "downloads.txt", tmp_path / "data"
-    monkeypatch.setattr(bdata, "_download", fake_download(record))  # inherited by the forked children
+    monkeypatch.setattr(staging, "download", fake_download(record))  # inherited by the forked children
     monkeypatch.setattr(datalock, "LOCK_POLL_S", 0.05)
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(2)
@@ -67,7 +68,9 @@ def test_reading_present_data_takes_no_lock(tiny_root, monkeypatch):
     def no_lock(*args, **kwargs):
         raise AssertionError("the lock was taken to read data whose cache is current")
 
-    monkeypatch.setattr(bdata, "dataset_lock", no_lock)
+    from bench.data import loading
+    monkeypatch.setattr(loading, "dataset_lock", no_lock)
+    monkeypatch.setattr(staging, "dataset_lock", no_lock)
     again = bdata.load_split("mnist", "test", tiny_root, download=False)
     assert torch.equal(first.images, again.images)
 
@@ -86,7 +89,7 @@ def test_a_waiting_job_says_what_it_waits_for_and_gives_up_when_told(tiny_root, 
     t.start()
     try:
         assert held.wait(10)
-        caplog.set_level(logging.INFO, logger="bench.datalock")
+        caplog.set_level(logging.INFO, logger="bench.data.lock")
         with pytest.raises(bdata.DatasetLockTimeout, match=r"dataset 'cifar10'.*downloading it"):
             with bdata.dataset_lock("cifar10", tiny_root, timeout=0.3):
                 pass
@@ -128,7 +131,7 @@ def test_timeouts_and_refused_connections_count_as_offline(tiny_root, monkeypatc
     def download(*args):
         raise RuntimeError("download failed") from error
 
-    monkeypatch.setattr(bdata, "_download", download)
+    monkeypatch.setattr(staging, "download", download)
     with pytest.raises(bdata.DatasetNotFoundError, match="no network") as err:
         bdata.load_split("mnist", "test", tiny_root)
     assert err.value.reason == "offline"
@@ -138,7 +141,7 @@ def test_a_server_error_is_not_called_offline(tiny_root, monkeypatch):
     def download(*args):
         raise urllib.error.HTTPError("https://example.org/x", 404, "Not Found", {}, None)
 
-    monkeypatch.setattr(bdata, "_download", download)
+    monkeypatch.setattr(staging, "download", download)
     with pytest.raises(bdata.DatasetNotFoundError, match=r"could not be downloaded \(HTTPError: HTTP Error 404") as err:
         bdata.load_split("mnist", "test", tiny_root)
     assert err.value.reason == "failed" and "python -m bench data fetch mnist --root" in str(err.value)
@@ -153,7 +156,7 @@ def _config(tmp_path: Path, root: Path, datasets: list[str]) -> Path:
 def test_fetch_config_stages_every_dataset_and_its_cache(tmp_path, monkeypatch, capsys):
     root = tmp_path / "data"
     record = tmp_path / "downloads.txt"
-    monkeypatch.setattr(bdata, "_download", fake_download(record, delay=0))
+    monkeypatch.setattr(staging, "download", fake_download(record, delay=0))
     make_mnist_like(root, "FashionMNIST", n_train=20, n_test=10)  # on disk; mnist is not
     cli.main(["data", "fetch", "--config", str(_config(tmp_path, root, ["mnist", "fashion_mnist", "mnist"]))])
     out = capsys.readouterr().out.splitlines()
@@ -168,7 +171,7 @@ def test_fetch_config_stages_every_dataset_and_its_cache(tmp_path, monkeypatch, 
         for split in ("train", "test"):
             assert (root / ".cache" / f"{name}_{split}.safetensors").exists()
     # staged: the jobs now read it with no network and no download
-    monkeypatch.setattr(bdata, "_download", None)
+    monkeypatch.setattr(staging, "download", None)
     assert len(bdata.load_split("mnist", "val", root, download=False)) == 6
     cli.main(["data", "fetch", "mnist", "--root", str(root)])
     assert capsys.readouterr().out.endswith("30 training and 20 test images; decoded cache current "
@@ -181,7 +184,7 @@ def test_fetch_config_exits_non_zero_naming_what_it_could_not_stage(tmp_path, mo
     def offline(*args):
         raise urllib.error.URLError("[Errno 101] Network is unreachable")
 
-    monkeypatch.setattr(bdata, "_download", offline)
+    monkeypatch.setattr(staging, "download", offline)
     make_mnist_like(root, "MNIST", n_train=10, n_test=10)
     with pytest.raises(SystemExit) as exit_:
         cli.main(["data", "fetch", "--config", str(_config(tmp_path, root, ["mnist", "cifar10"]))])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from bench.method import available_methods
+from bench.training import available_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,3 +95,49 @@ def test_no_engine_code_branches_on_a_method_key():
                 if named:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: compares with {named}")
     assert not found, "\n".join(found)
+
+
+#: The packages in the order data flows: a module may import its own layer's modules and those of
+#: the layers above it in this list, never one below (docs/layout.md draws it). The first layer
+#: imports nothing of ``bench``'s other layers; ``bench`` itself is the version and the old names.
+LAYERS = [
+    ["bench", "bench._moved", "bench.io", "bench.paths", "bench.registry", "bench.stats", "bench.paper"],
+    ["bench.data"],
+    ["bench.compute"],
+    ["bench.models"],
+    ["bench.certification"],
+    ["bench.training", "methods"],
+    ["bench.evaluation"],
+    ["bench.runs"],
+    ["bench.tables"],
+    ["bench.workflow"],
+    ["bench.jobs"],
+    ["bench.report"],
+    ["bench.api", "bench.cli", "bench.__main__"],
+]
+
+
+def _layer(module: str) -> int:
+    best, found = -1, None
+    for i, layer in enumerate(LAYERS):
+        for prefix in layer:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, found = len(prefix), i
+    assert found is not None, f"{module} is in no layer of LAYERS: add its package there"
+    return found
+
+
+def _upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} (layer {_layer(m)}) imports {t} (layer {_layer(t)})"
+                  for m, targets in graph.items() for t in targets if _layer(t) > _layer(m))
+
+
+def test_no_import_runs_back_up_the_data_flow():
+    """Function-local imports count too: a package imports only from the layers before it."""
+    assert _upward_imports(_module_graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = _module_graph()
+    graph["bench.data.info"] = graph["bench.data.info"] | {"bench.workflow.plan"}
+    assert _upward_imports(graph) == ["bench.data.info (layer 1) imports bench.workflow.plan (layer 9)"]

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from test_workflow import package_methods, snakemake
 
-from bench import plan
 from bench.data import dataset_info
 from bench.models import create_model
 from bench.paper import check_compatible
-from test_workflow import package_methods, snakemake
+from bench.workflow import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 FMNIST = dataset_info("fashion_mnist")

@@ -8,13 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import make_mnist_like
+from conftest import train_spec as spec
 from safetensors.torch import load_file
 
-from bench.certify import CertifyConfig, certify, summarize
+from bench.certification.engine import CertifyConfig, certify, summarize
+from bench.certification.vicinity import parse_vicinity
 from bench.data import load_split
-from bench.train import load_model, train
-from bench.vicinity import parse_vicinity
-from conftest import make_mnist_like, train_spec as spec
+from bench.training.loop import load_model, train
 
 
 @pytest.fixture
@@ -94,7 +95,7 @@ def test_tampered_weights_are_refused(tmp_path, mnist_root):
 PLUGIN = '''
 """A method defined outside the methods package: ERM on inputs shifted by a constant."""
 import torch.nn.functional as F
-from bench.method import LossOutput, Method, register_method
+from bench.training import LossOutput, Method, register_method
 
 
 @register_method
@@ -112,7 +113,7 @@ class Shifted(Method):
 
 NAN_PLUGIN = '''
 import torch
-from bench.method import LossOutput, Method, register_method
+from bench.training import LossOutput, Method, register_method
 
 
 @register_method

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench import provenance
 from bench.stats import clopper_pearson, mcnemar_exact
+from bench.workflow import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
@@ -147,18 +147,18 @@ def test_code_stamp_covers_what_a_job_runs_and_changes_with_it(tmp_path, monkeyp
     train = provenance.module_closure(("bench.jobs.train",))
     attack = provenance.module_closure(("bench.jobs.attack",))
     certify = provenance.module_closure(("bench.jobs.certify",))
-    assert "bench.train" in train and "bench.train" not in attack and "bench.train" not in certify
-    assert "bench.attacks" in attack and "bench.attacks" not in train  # a lazy import counts
-    assert "bench.sequential" in certify and "methods.ours" not in certify
-    assert "bench.streams" in certify  # the sample streams, imported by bench.certify
-    assert "bench.sequential" not in train
+    assert "bench.training.loop" in train and "bench.training.loop" not in attack and "bench.training.loop" not in certify
+    assert "bench.evaluation.attacks" in attack and "bench.evaluation.attacks" not in train  # a lazy import counts
+    assert "bench.certification.sequential" in certify and "methods.ours" not in certify
+    assert "bench.certification.streams" in certify  # the sample streams, imported by bench.certification.engine
+    assert "bench.certification.sequential" not in train
     before, train_before = provenance.code_stamp("bench.jobs.certify"), provenance.code_stamp("bench.jobs.train")
     copy = tmp_path / "sequential.py"
-    copy.write_text(Path(certify["bench.sequential"]).read_text() + "\n_EDIT = 1  # an edit that executes\n")
+    copy.write_text(Path(certify["bench.certification.sequential"]).read_text() + "\n_EDIT = 1  # an edit that executes\n")
     real = provenance._origin
 
     def origin(name):
-        return copy if name == "bench.sequential" else real(name)
+        return copy if name == "bench.certification.sequential" else real(name)
 
     monkeypatch.setattr(provenance, "_origin", origin)
     assert provenance.code_stamp("bench.jobs.certify") != before  # the certification jobs rerun

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from bench.vicinity import Geometric, L2Ball, LinfBall, parse_vicinity
+from bench.certification.vicinity import Geometric, L2Ball, LinfBall, parse_vicinity
 
 
 def gen(seed=0):
@@ -107,7 +107,7 @@ def test_noise_then_apply_is_the_call_bit_for_bit(spec):
 @pytest.mark.parametrize("eps", [8 / 255, 0.1, 0.3])
 def test_the_linf_box_draws_what_it_drew_before_its_two_phases(eps):
     """The samples of every certificate before f6abb34: U[-eps, eps] by _uniform, plus x, clipped."""
-    from bench.vicinity import _uniform
+    from bench.certification.vicinity import _uniform
 
     x = torch.rand(3, 3, 6, 6)
     before = _uniform((3, 4, 3, 6, 6), -eps, eps, x, gen(9)).add_(x.unsqueeze(1)).clamp_(0.0, 1.0)
@@ -117,7 +117,7 @@ def test_the_linf_box_draws_what_it_drew_before_its_two_phases(eps):
 def test_a_subclass_that_redefines_its_sampler_keeps_its_two_phases_true_to_it():
     """The sample tape draws through noise() and apply(): a subclass that redefines __call__ (or
     flat) must not inherit its parent's, and half a pair is refused."""
-    from bench.streams import SampleTape
+    from bench.certification.streams import SampleTape
 
     class OneSided(LinfBall):  # x + eps·U[0, 1): never below x
         def __call__(self, x, n, generator=None):

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench import plan
-from bench.attacks import ATTACKS
-from bench.method import available_methods, get_method
+from bench.evaluation.attacks import ATTACKS
+from bench.training import available_methods, get_method
+from bench.workflow import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
@@ -55,13 +55,13 @@ def test_dry_run_builds_every_method_attack_and_table(workdir, name, datasets):
     checks = {"PGDMoreSteps", "PGDUnbounded", "FGSM", "PGD", "Square"} - set(names)
     adaptive = len(cfg["adaptive"]["attacks"]) + 1  # + AutoAttack's rand version
     assert counts["train"] == models
-    if cfg["certify"].get("group") == "model":  # one job per model (bench.plan.grouped_certifications)
+    if cfg["certify"].get("group") == "model":  # one job per model (bench.workflow.plan.grouped_certifications)
         assert counts["certifications"] == models and counts.get("certify", 0) == 0
         assert plan.grouped_certifications(cfg) == ["table1", "table2", "table10", "table11", "table12"]
     else:
         assert counts["certify"] == models * 5  # Tables 1, 2, 10, 11, 12
     per_model = len(names) + 1 + len(checks)  # Table 9's, AutoAttack, the masking checks
-    if cfg["attacks"].get("group") == "model":  # one job per model for those (bench.plan.grouped_attacks)
+    if cfg["attacks"].get("group") == "model":  # one job per model for those (bench.workflow.plan.grouped_attacks)
         assert counts["attacks"] == models and len(plan.grouped_attacks(cfg)) == per_model
         per_model = 0
     assert counts["attack"] == models * per_model + datasets * votes * adaptive
@@ -191,7 +191,7 @@ def test_smoke_dag_runs_end_to_end_with_every_method_and_column(smoke_run):
 
 def test_the_estimate_names_every_job_the_smoke_run_timed(smoke_run):
     """``bench plan --estimate … --measured`` puts each measured job beside its estimate."""
-    from bench import estimate
+    from bench.workflow import estimate
 
     workdir, out = smoke_run
     assert out.returncode == 0, out.stderr[-3000:]
@@ -307,7 +307,7 @@ def test_grouped_certifications_are_one_job_per_model_with_the_same_results(smok
                   for d in (smoke_dir, work)]
         pd.testing.assert_frame_equal(*inputs, obj=table)
     assert sum(drawn[1].values()) < sum(drawn[0].values())  # Tables 1, 11, 12 read one stream of the main vicinity
-    # the same job audited its Table 1 certificates (bench.plan.grouped_audit), as the audit job does
+    # the same job audited its Table 1 certificates (bench.workflow.plan.grouped_audit), as the audit job does
     assert plan.grouped_audit(cfg) and "audit" not in together
     audits = [json.loads((d / "results" / "smoke" / model / "audit.json").read_text())["rows"] for d in (smoke_dir, work)]
     assert audits[0] == audits[1] and audits[0]

@@ -1,8 +1,8 @@
 """The DAG's jobs: what each Snakemake rule runs (``scripts/<kind>.py`` calls ``bench.jobs.<kind>.run``).
 
-One module per kind (:mod:`bench.job_kinds` declares each), so that a job's code stamp
-(:func:`bench.plan.code_version`) covers the code it runs and nothing else. Every job reads its
-settings from the rule's ``params`` (:func:`bench.plan.job_settings`), never from the config,
+One module per kind (:mod:`bench.workflow.job_kinds` declares each), so that a job's code stamp
+(:func:`bench.workflow.plan.code_version`) covers the code it runs and nothing else. Every job reads its
+settings from the rule's ``params`` (:func:`bench.workflow.plan.job_settings`), never from the config,
 does one thing, and writes small tidy files with a provenance block; no job reads another job's
 internals, only its declared outputs. Each module's ``run(smk)`` is its rule's adapter: it hands
 the job's files, settings, code stamps and :class:`~bench.jobs.common.Context` as real arguments
@@ -20,5 +20,5 @@ directly for each part:
 - :mod:`~bench.jobs.native`: the method's own certificate, Cohen's CERTIFY or sound bounds;
 - :mod:`~bench.jobs.validation`: validation certified robust accuracy, for ``arch: sweep``.
 
-Aggregation into the tables lives in :mod:`bench.tables`, the report in :mod:`bench.report`.
+Aggregation into the tables lives in :mod:`bench.tables`, the report in :mod:`bench.report.html`.
 """

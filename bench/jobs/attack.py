@@ -1,8 +1,8 @@
 """The attack job: one attack on one model, scored by the method's own prediction.
 
 The ``attack`` setting names a Table 9 attack or ``AutoAttack`` (paper protocol: crafted on
-the network), ``Vote<name>`` (adaptive: crafted on the method's vote, :mod:`bench.adaptive`),
-or a gradient-masking check attack (:mod:`bench.masking`). With a ``source`` input (the
+the network), ``Vote<name>`` (adaptive: crafted on the method's vote, :mod:`bench.evaluation.adaptive`),
+or a gradient-masking check attack (:mod:`bench.evaluation.masking`). With a ``source`` input (the
 ``transfer`` rule) the examples are crafted by PGD on the source model instead.
 
 Long attacks (the adaptive ones, Square, Pixle, OnePixel at the paper's size) can outlast a
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.certification.vicinity import parse_vicinity
 from bench.data import dataset_info, load_split
 from bench.jobs.common import Context, Job, method_instance
 from bench.jobs.resume import Progress
-from bench.vicinity import parse_vicinity
 
 __all__ = ["Progress", "attack_model", "run"]
 
@@ -41,11 +41,11 @@ def attack_model(model_file: str, output: str, settings: dict, code: dict, conte
     remover: a grouped job (:mod:`bench.jobs.attacks`) removes its attacks' files only once all
     its outputs exist, since Snakemake deletes a failed or killed job's outputs, and the rerun
     then reads the finished attacks back instead of running them again."""
-    from bench.adaptive import make_adaptive_attack
-    from bench.attacks import LABELS, AttackBudget, autoattack, autoattack_settings, make_attack
-    from bench.checkpoint import load_model
-    from bench.masking import CHECK_ATTACKS, check_attack
-    from bench.precision import AtPrecision
+    from bench.compute.precision import AtPrecision
+    from bench.evaluation.adaptive import make_adaptive_attack
+    from bench.evaluation.attacks import LABELS, AttackBudget, autoattack, autoattack_settings, make_attack
+    from bench.evaluation.masking import CHECK_ATTACKS, check_attack
+    from bench.models.checkpoint import load_model
 
     job = Job(settings, code, context)
     s = job.settings

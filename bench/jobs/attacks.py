@@ -1,5 +1,5 @@
 """The job of ``attacks.group: model``: the attacks every model needs (Table 9's, AutoAttack, the
-gradient-masking checks; :func:`bench.plan.grouped_attacks`) on one model, one after another in
+gradient-masking checks; :func:`bench.workflow.plan.grouped_attacks`) on one model, one after another in
 one process: one Python and torch start instead of one per attack.
 
 Each attack runs exactly as its own job would (:func:`bench.jobs.attack.run`: its own settings,

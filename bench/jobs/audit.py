@@ -1,4 +1,4 @@
-"""The audit job: a fresh-sample audit of one model's Table 1 certificates (:mod:`bench.audit`)."""
+"""The audit job: a fresh-sample audit of one model's Table 1 certificates (:mod:`bench.evaluation.audit`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +6,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from bench.certification.streams import classifier
+from bench.certification.vicinity import parse_vicinity
 from bench.data import load_split
 from bench.jobs.common import Context, Job, evaluated_model
-from bench.streams import classifier
-from bench.vicinity import parse_vicinity
 
 __all__ = ["audit_model", "run"]
 
@@ -23,7 +23,7 @@ def run(smk) -> None:
 def audit_model(model_file: str, certified: str, output: str, settings: dict, code: dict, context: Context) -> None:
     """Audit the certificates of ``certified`` (a certify job's per-input CSV) of the model at
     ``model_file`` with fresh samples; one row per (procedure, κ, vicinity) in ``output``."""
-    from bench.audit import audit
+    from bench.evaluation.audit import audit
 
     job = Job(settings, code, context)
     s = job.settings

@@ -1,8 +1,8 @@
 """The certification job: every setting of one table for one model, certifying the base
-classifier h (argmax of the network) by the sequential tests of :mod:`bench.certify`.
+classifier h (argmax of the network) by the sequential tests of :mod:`bench.certification.engine`.
 
 Settings on one vicinity read the same sample stream of each input
-(:class:`bench.streams.SampleTape`), seeded by the model's seed and the vicinity's spec: an
+(:class:`bench.certification.streams.SampleTape`), seeded by the model's seed and the vicinity's spec: an
 input's stream depends on those and its index only. The test inputs are certified in blocks of
 ``certify.block_inputs``; after each block the job saves its outcomes
 (:class:`bench.jobs.resume.Units`), and a rerun of a job killed by its time limit resumes after
@@ -10,14 +10,14 @@ the last finished block. The block size changes no outcome: blocked, unblocked a
 write the same rows.
 
 :func:`run_group` is the job of ``certify.group: model``: every table of
-:func:`bench.plan.grouped_certifications` for one model in one process (one Python and torch
+:func:`bench.workflow.plan.grouped_certifications` for one model in one process (one Python and torch
 start instead of one per table), the settings of all its tables on one vicinity reading one
 stream (Tables 1, 11 and 12 all certify on the main vicinity), so the group costs each
 vicinity's longest run rather than the sum of its tables'. Each setting's outcomes are what
 its table's own job certifies: grouped and ungrouped runs write the same outcomes (on the CPU,
 tested; on a GPU, cuDNN may pick another algorithm for another batch shape and flip a
 prediction at a near-tie); only the cost columns (``seconds``, ``samples_drawn``, ``stream``)
-say what was shared. Where the audit is enabled (:func:`bench.plan.grouped_audit`), the job then
+say what was shared. Where the audit is enabled (:func:`bench.workflow.plan.grouped_audit`), the job then
 audits the Table 1 certificates it wrote, as the audit job would (:mod:`bench.jobs.audit`)."""
 from __future__ import annotations
 
@@ -28,13 +28,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.certify import CertifyConfig, certify_many, classifier, summarize
-from bench.checkpoint import load_model
+from bench.certification.engine import CertifyConfig, certify_many, classifier, summarize
+from bench.certification.vicinity import parse_vicinity
 from bench.data import load_split
 from bench.io import write_csv
 from bench.jobs.common import Context, Job, evaluated_model
 from bench.jobs.resume import Units
-from bench.vicinity import parse_vicinity
+from bench.models.checkpoint import load_model
+from bench.paths import Output
 
 __all__ = ["certify_model", "run", "run_group", "stream_seed"]
 
@@ -56,16 +57,16 @@ def run(smk) -> None:
 def run_group(smk) -> None:
     """Every table of ``params.settings`` (table key -> that table's job settings) for one model,
     each written to its ``certify/<table>.json`` and ``certify/<table>_inputs.csv`` outputs; then,
-    with an ``audit.json`` output (:func:`bench.plan.grouped_audit`), the audit of the Table 1
+    with an ``audit.json`` output (:func:`bench.workflow.plan.grouped_audit`), the audit of the Table 1
     certificates just written, as the audit job would run it (``params.audit``: its settings)."""
-    outputs = {Path(p).name: p for p in smk.output}  # certify/<table>.json, certify/<table>_inputs.csv, audit.json
+    outputs = {(out.kind, out.name): str(p) for p in smk.output for out in [Output.parse(str(p))]}
     context, after = Context.of(smk), None
-    if "audit.json" in outputs:
+    if ("audit", "") in outputs:
         from bench.jobs.audit import audit_model
 
-        after = lambda: audit_model(smk.input.model, outputs["table1_inputs.csv"], outputs["audit.json"],  # noqa: E731
-                                    smk.params.audit, smk.params.code, context)
-    certify_model(smk.input.model, {t: (s, outputs[f"{t}.json"], outputs[f"{t}_inputs.csv"])
+        after = lambda: audit_model(smk.input.model, outputs["certify_inputs", "table1"],  # noqa: E731
+                                    outputs["audit", ""], smk.params.audit, smk.params.code, context)
+    certify_model(smk.input.model, {t: (s, outputs["certify", t], outputs["certify_inputs", t])
                                     for t, s in smk.params.settings.items()}, smk.params.code, context, after)
 
 
@@ -155,9 +156,9 @@ def _block(units: Units, name: str, model, test, start: int, size: int, spec: st
 def _deterministic(job: Job, model, test, spec: str) -> tuple[dict, pd.DataFrame | None]:
     """κ = 0 (Table 11's first column): certified only by sound IBP bounds, for the models of a
     method whose native certificate is bounds (the setting ``sound_bounds``, from
-    ``Method.native_certificate``: IBP's; :func:`bench.native.bound_certify`); other methods get no
+    ``Method.native_certificate``: IBP's; :func:`bench.evaluation.native.bound_certify`); other methods get no
     value ("–")."""
-    from bench.native import bound_certify_inputs
+    from bench.evaluation.native import bound_certify_inputs
 
     base = {"vicinity": "main", "spec": spec, "kappa": 0.0, "alpha": 0.0, "procedure": "ibp_bounds",
             "inputs": len(test), "precision": "fp32 (IEEE: sound bounds)"}

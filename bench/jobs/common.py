@@ -9,22 +9,22 @@ from typing import Any
 
 import torch
 
+from bench.certification.vicinity import parse_vicinity
+from bench.compute.device import resolve_device
+from bench.compute.memory import free_memory_budget, set_budget
+from bench.compute.precision import AtPrecision, Precision
 from bench.data import dataset_info
-from bench.device import resolve_device
-from bench.external import register
 from bench.io import write_json
-from bench.memory import free_memory_budget, set_budget
-from bench.method import get_method, load_plugin
 from bench.paths import model_file
-from bench.precision import AtPrecision, Precision
-from bench.provenance import record
-from bench.vicinity import parse_vicinity
+from bench.training import get_method
+from bench.workflow.extensions import load_extensions
+from bench.workflow.provenance import record
 
 __all__ = ["Context", "Job", "activation_budget", "evaluated_model", "identity", "method_instance"]
 
 
 def activation_budget(megabytes: int | str | None, device: torch.device) -> int | None:
-    """Bytes for one forward's activations (:func:`bench.memory.set_budget`) from the config's
+    """Bytes for one forward's activations (:func:`bench.compute.memory.set_budget`) from the config's
     ``resources.activation_memory_mb``: MiB, ``auto`` (80 % of the GPU's free memory; no
     chunking on the CPU), or None/0 (no chunking)."""
     if megabytes in (None, 0, "0"):
@@ -37,7 +37,7 @@ def activation_budget(megabytes: int | str | None, device: torch.device) -> int 
 def identity(s: dict) -> dict:
     """The keys every result row carries; ablation runs add the varied hyperparameter."""
     out = {k: s[k] for k in ("method", "dataset", "arch", "seed")}
-    if s.get("external"):  # an external checkpoint (bench.external): marked in every row
+    if s.get("external"):  # an external checkpoint (bench.training.external): marked in every row
         out["external"] = f"{s['external']['weights']}" + (f" (claims {s['external']['claims']})"
                                                           if s["external"].get("claims") else "")
     if "hparam" in s:
@@ -77,9 +77,7 @@ class Job:
         self.settings: dict[str, Any] = dict(settings)
         self.code: dict[str, str] = dict(code)
         self.context = context
-        for plugin in context.plugins:
-            load_plugin(plugin)
-        register({"models": list(context.models)})  # external checkpoints are methods of their own name
+        load_extensions({"plugins": list(context.plugins), "models": list(context.models)})
         self.device = resolve_device(self.settings.get("device"), require_gpu=int(self.settings.get("gpus", 0)) > 0)
         self.seed = int(self.settings["seed"])
         self.precision = Precision.of(self.settings.get("precision"), self.settings.get("channels_last"))
@@ -104,7 +102,7 @@ class Job:
 
 def evaluated_model(run_dir: Path, job: "Job") -> torch.nn.Module:
     """The trained model as every evaluation of it runs: at the job's precision (:class:`AtPrecision`)."""
-    from bench.checkpoint import load_model
+    from bench.models.checkpoint import load_model
 
     return AtPrecision(load_model(run_dir, job.device), job.precision).eval()
 

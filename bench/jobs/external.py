@@ -1,11 +1,11 @@
 """The import job: an external checkpoint (config ``models:``) written as a finished training
-run's model, after checking that it fits its architecture (:func:`bench.external.import_checkpoint`)."""
+run's model, after checking that it fits its architecture (:func:`bench.training.external.import_checkpoint`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from bench.external import import_checkpoint
 from bench.jobs.common import Context, Job
+from bench.training.external import import_checkpoint
 
 __all__ = ["run"]
 

@@ -1,14 +1,14 @@
-"""The native-certificate job: the method's own certificate (:mod:`bench.native`), Cohen's
+"""The native-certificate job: the method's own certificate (:mod:`bench.evaluation.native`), Cohen's
 CERTIFY for RS, sound auto_LiRPA bounds (IBP, CROWN-IBP) for IBP."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from bench.checkpoint import load_model
+from bench.certification.vicinity import parse_vicinity
 from bench.data import load_split
 from bench.jobs.common import Context, Job, method_instance
-from bench.vicinity import parse_vicinity
+from bench.models.checkpoint import load_model
 
 __all__ = ["native_certificates", "run"]
 
@@ -20,7 +20,7 @@ def run(smk) -> None:
 
 def native_certificates(model_file: str, output: str, settings: dict, code: dict, context: Context) -> None:
     """The native certificates of the model at ``model_file``, written to ``output``."""
-    from bench.native import bound_certify, certified_accuracy, smoothing_certify
+    from bench.evaluation.native import bound_certify, certified_accuracy, smoothing_certify
 
     job = Job(settings, code, context)
     s = job.settings

@@ -6,7 +6,7 @@ and code stamps (a file from other settings or code is ignored), and removed onc
 output is written. A resumed job gives the result of an uninterrupted one because units are
 fixed by the settings (never by where a job was killed) and each unit's random streams are
 either restored (:class:`Progress`) or fixed by the seed and each input's index (a
-certification's blocks, :class:`Units`: :class:`bench.streams.SampleTape`).
+certification's blocks, :class:`Units`: :class:`bench.certification.streams.SampleTape`).
 """
 from __future__ import annotations
 

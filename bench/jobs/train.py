@@ -1,10 +1,10 @@
-"""The training job: one model per (dataset, method, architecture, seed) (:func:`bench.train.train`)."""
+"""The training job: one model per (dataset, method, architecture, seed) (:func:`bench.training.loop.train`)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.jobs.common import Context, Job
-from bench.train import TrainSpec, train
+from bench.training.loop import TrainSpec, train
 
 __all__ = ["run"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.certify import CertifyConfig, certify, classifier, summarize
+from bench.certification.engine import CertifyConfig, certify, classifier, summarize
+from bench.certification.vicinity import parse_vicinity
 from bench.data import load_split
 from bench.jobs.common import Context, Job, evaluated_model
-from bench.vicinity import parse_vicinity
 
 __all__ = ["run"]
 

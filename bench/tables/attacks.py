@@ -12,11 +12,11 @@ import json
 import numpy as np
 import pandas as pd
 
-from bench.method import get_method
 from bench.paper import paper_table
 from bench.paths import ModelRun
 from bench.runs import attack_names, runs
 from bench.tables.base import MODEL_KEYS, SOURCE_KEYS, Table, read_rows, register_table
+from bench.training import get_method
 
 __all__ = ["COMPARED", "AdaptiveAutoAttack", "AdaptiveAttacks", "AttackTable", "Table3", "Table9", "attack_outcomes"]
 

@@ -4,7 +4,7 @@ A table declares its key (``reports/<run>/<key>.csv``), the paper's number where
 its title, when a config enables it, the job outputs it reads (:meth:`Table.inputs`), how it
 turns them into one tidy long-form frame (:meth:`Table.build`), and its layout in the report
 (``rows`` × ``columns``). Certification tables also declare the settings their certify job
-runs (:meth:`CertificationTable.settings`). The DAG (``bench.plan``), the jobs, the aggregation
+runs (:meth:`CertificationTable.settings`). The DAG (``bench.workflow.plan``), the jobs, the aggregation
 rule and the HTML report loop over :data:`TABLES`; adding a table is one module in
 ``bench/tables/`` with one decorated class (docs/extending.md: "Adding a table").
 
@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from bench.certification.metrics import per_input
 from bench.io import read_inputs_csv, read_result
-from bench.metrics import per_input
 from bench.paper import paper_table
 from bench.paths import ModelRun, file_kind, output_kind
 from bench.registry import Registry
@@ -33,7 +33,7 @@ __all__ = ["ArchOf", "CertificationTable", "TABLES", "Table", "enabled_tables", 
 TABLES: Registry[type["Table"]] = Registry("table")
 #: the keys of a model's identity in every row
 MODEL_KEYS = ["method", "dataset", "arch", "seed"]
-#: what a row says about where its model came from: an external checkpoint's file (bench.external)
+#: what a row says about where its model came from: an external checkpoint's file (bench.training.external)
 SOURCE_KEYS = ["external"]
 
 

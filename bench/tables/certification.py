@@ -7,7 +7,6 @@ config (``paper``: Algorithm 2 as printed; ``mixture``/``sprt``: valid sequentia
 """
 from __future__ import annotations
 
-
 from bench.tables.base import CertificationTable, register_table
 
 TRANSFORM_COLUMNS = {"translate": "translation", "rotate": "rotation", "affine": "affine", "scale": "scale"}

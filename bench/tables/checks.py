@@ -1,5 +1,5 @@
 """Checks of the results themselves (beyond the paper): the fresh-sample audit of certificates
-(:mod:`bench.audit`) and the gradient-masking flags (:mod:`bench.masking`)."""
+(:mod:`bench.evaluation.audit`) and the gradient-masking flags (:mod:`bench.evaluation.masking`)."""
 from __future__ import annotations
 
 import pandas as pd
@@ -39,7 +39,7 @@ class Masking(Table):
     compare = False
 
     def inputs(self, config, arch_of=None):
-        from bench.masking import NEEDED, TRANSFER_ATTACK, TRANSFER_SOURCE
+        from bench.evaluation.masking import NEEDED, TRANSFER_ATTACK, TRANSFER_SOURCE
 
         out = []
         for r in runs(config, arch_of):
@@ -50,7 +50,7 @@ class Masking(Table):
         return out
 
     def build(self, paths, config):
-        from bench.masking import flags
+        from bench.evaluation.masking import flags
 
         rows = read_rows(paths)
         outcomes = attack_outcomes([{**r, "label": r["attack"]} for r in rows])

@@ -1,8 +1,8 @@
-"""The paper's claims, judged on a run: one row per claim, dataset and procedure (bench.claims).
+"""The paper's claims, judged on a run: one row per claim, dataset and procedure (bench.paper.claims).
 
 Reads the per-input outcomes of the jobs behind the tables the claims name (Table 1's, 2's and
 10's certifications, Table 3's attacks), pairs the two methods of each claim on the same inputs
-and seeds, and gives :func:`bench.claims.verdict`. A claim the run cannot speak to (a method or
+and seeds, and gives :func:`bench.paper.claims.verdict`. A claim the run cannot speak to (a method or
 a table it does not have) has no row; a claim on an attack whose two methods are scored by
 different inference rules or attack targets gets ``not comparable``, never a number.
 Written as ``reports/<run>/claims.csv``; the report shows it right under its summary.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.claims import CLAIMS, Claim, verdict
 from bench.paper import paper_table
+from bench.paper.claims import CLAIMS, Claim, verdict
 from bench.paths import Output, file_kind
 from bench.tables.base import Table, certification_outcomes, enabled_tables, get_table, read_rows, register_table
 

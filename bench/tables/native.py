@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.method import get_method
 from bench.paths import ModelRun
 from bench.runs import runs
 from bench.tables.base import Table, read_rows, register_table
+from bench.training import get_method
 
 __all__ = ["NativeCertificates"]
 

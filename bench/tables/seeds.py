@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.metrics import METRICS
+from bench.certification.metrics import METRICS
 from bench.paths import file_kind
 from bench.stats import paired_across_seeds, rate_across_seeds
 from bench.tables.base import Table, certification_outcomes, get_table, register_table
