@@ -2,6 +2,7 @@
 read of a kind comes from its one declaration."""
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -94,3 +95,21 @@ def test_a_new_kinds_output_gets_its_benchmark_file_and_a_name_with_an_underscor
         JOB_KINDS.remove("calib")
     with pytest.raises(ValueError, match="has no '_'"):
         register_job_kind(JobKind("my_kind", ("bench.jobs.audit",)))
+
+
+def test_an_audit_carries_only_the_vicinities_of_the_certificates_it_audits():
+    """Table 2's transforms are not audited: changing one reruns no audit (issue 25)."""
+    import copy
+
+    from bench.workflow.estimate import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    w = SimpleNamespace(dataset="fashion_mnist", method="ours", arch="convnet", seed="0", keys=lambda: [])
+    before = plan.job_settings("audit", config, w)
+    assert set(before["vicinities"]) == {"main"}
+    other = copy.deepcopy(config)
+    transform = config["certify"]["transforms"][0]
+    other["vicinities"]["all"][transform] = "rotate:5"
+    assert plan.job_settings("audit", other, w) == before
+    other["vicinities"]["fashion_mnist"] = {**(other["vicinities"].get("fashion_mnist") or {}), "main": "linf:0.05"}
+    assert plan.job_settings("audit", other, w)["vicinities"] == {"main": "linf:0.05"}

@@ -150,7 +150,11 @@ def _attack(config: dict, w, vic: dict[str, str], attack: str, **extra: Any) -> 
 
 
 def _audit(config: dict, w, vic: dict[str, str], **extra: Any) -> dict:
-    return dict(audit=dict(config["audit"]), test_per_class=config["certify"].get("test_per_class"), vicinities=vic)
+    """The audit block and the vicinities of the certificates it audits (Table 1's) only, so
+    that a change of another table's vicinity (Table 2's transforms) reruns no audit."""
+    audited = {g["vicinity"] for g in get_table("table1").settings(config, vic)}
+    return dict(audit=dict(config["audit"]), test_per_class=config["certify"].get("test_per_class"),
+                vicinities={name: spec for name, spec in vic.items() if name in audited})
 
 
 def _native(config: dict, w, vic: dict[str, str], **extra: Any) -> dict:
