@@ -98,17 +98,20 @@ rule report:
 
 
 rule publish:
-    """reports/<file>: the current config's copy of reports/<run>/<file>, the paths users open."""
+    """reports/<file>: the current config's copy of reports/<run>/<file>, the paths users open.
+    The top level holds one run's files only, named by reports/RUN.json (bench.report.publish)."""
     input:
         f"{REPORTS}/{{file}}",
     output:
         "reports/{file}",
     wildcard_constraints:
         file=r"[^/]+\.(csv|html|png|svg)",
+    params:
+        run=NAME,
     log:
         run_log(NAME, "publish_{file}"),
     localrule: True
     conda:
         "../envs/bench.yaml"
-    shell:
-        "cp {input} {output} 2> {log}"
+    script:
+        "../scripts/publish.py"
