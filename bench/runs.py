@@ -18,6 +18,7 @@ from bench.data import dataset_info
 from bench.paper import any_architecture
 from bench.training import available_methods, get_method, shape_group
 from bench.training.external import external_models
+from bench.training.voting import voted
 
 __all__ = ["ArchOf", "PAPER_ARCH", "ablation_runs", "attack_names", "best_arch", "candidate_runs", "methods",
            "runs", "train_epochs", "vicinities"]
@@ -37,22 +38,24 @@ def methods(config: dict) -> list[str]:
     listed method that cannot is refused)."""
     chosen = config["methods"]
     timm = str(config.get("arch", "paper")).startswith("timm:")
-    external = list(external_models(config))
+    external, votes = list(external_models(config)), list(voted(config))
     if chosen == "all":
-        return [k for k in available_methods() if k not in external
-                and (not timm or any_architecture(get_method(k).architectures))] + external
+        return [k for k in available_methods() if k not in external and k not in votes
+                and (not timm or any_architecture(get_method(k).architectures))] + external + votes
     for key in chosen:
         cls = get_method(key)  # refuses unknown keys, listing the known
         if timm and not any_architecture(cls.architectures):
             raise ValueError(f"arch: {config['arch']}: method '{key}' cannot train an arbitrary network (Table 7 "
                              f"allows {', '.join(cls.architectures)}); remove it or use arch: paper")
-    return list(chosen) + [k for k in external if k not in chosen]
+    return list(chosen) + [k for k in external + votes if k not in chosen]
 
 
 def best_arch(method: str, dataset: str, config: dict | None = None) -> str:
     """The paper's choice (Appendix C.1); for a method the mapping does not cover, the mapped
     default if the method can train it, else the first architecture it declares. With a
     ``config`` whose ``arch`` is ``timm:<name>``, that model."""
+    if config is not None and method in voted(config):  # its method's model
+        return best_arch(voted(config)[method], dataset, config)
     if config is not None and method in external_models(config):
         return str(external_models(config)[method]["arch"]).replace("timm:", "timm-")
     if config is not None and str(config.get("arch", "paper")).startswith("timm:"):
@@ -66,7 +69,7 @@ def best_arch(method: str, dataset: str, config: dict | None = None) -> str:
 def candidate_runs(config: dict) -> list[dict]:
     """``arch: sweep``: one run per compatible architecture (Table 7) of every method."""
     return [{"dataset": d, "method": m, "arch": a, "seed": s}
-            for d in config["datasets"] for m in methods(config)
+            for d in config["datasets"] for m in methods(config) if m not in voted(config)
             for a in get_method(m).architectures for s in config["seeds"]]
 
 
@@ -80,8 +83,9 @@ def runs(config: dict, arch_of: ArchOf | None = None) -> list[dict]:
         raise ValueError("arch: sweep needs the selected architectures (arch_of); they exist only after "
                          "the select_arch checkpoint has run")
     arch_of = arch_of or (lambda d, m, s: best_arch(m, d, config))
-    external = external_models(config)
-    trained = [{"dataset": d, "method": m, "arch": arch_of(d, m, s), "seed": s}
+    external, votes = external_models(config), voted(config)
+    # a vote method's model is its method's (bench.training.voting): the same architecture
+    trained = [{"dataset": d, "method": m, "arch": arch_of(d, votes.get(m, m), s), "seed": s}
                for d in config["datasets"] for m in methods(config) if m not in external for s in config["seeds"]]
     # an external checkpoint is one model of one dataset: seed 0 names it
     return trained + [{"dataset": e["dataset"], "method": k, "arch": best_arch(k, e["dataset"], config), "seed": 0}

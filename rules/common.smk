@@ -5,7 +5,7 @@ import bench.workflow.job_kinds as job_kinds
 import bench.workflow.plan as plan
 from bench.workflow.extensions import load_extensions
 from bench.evaluation.masking import TRANSFER_ATTACK, TRANSFER_SOURCE
-from bench.paths import ModelRun, reports_dir, run_log, selection_file, selection_log
+from bench.paths import ModelRun, Output, reports_dir, run_log, selection_file, selection_log
 from bench.tables import TABLES, CertificationTable, enabled_tables, get_table
 
 load_extensions(config)  # the config's plugins and external models (bench.workflow.extensions)
@@ -20,7 +20,8 @@ ABLATION = ModelRun.pattern(NAME, ablation=True)
 REPORTS = reports_dir(NAME)
 # external checkpoints (config models:): the import_model rule, not training, makes their model
 EXTERNAL_PATTERN = "|".join(plan.external_models(config)) or "(?!)"
-TRAINED_PATTERN = f"(?!(?:{EXTERNAL_PATTERN})/)[A-Za-z0-9_]+"
+VOTE_PATTERN = "|".join(plan.voted(config)) or "(?!)"  # methods scored by the vote (config vote:)
+TRAINED_PATTERN = f"(?!(?:{EXTERNAL_PATTERN}|{VOTE_PATTERN})/)[A-Za-z0-9_]+"
 ENABLED = [t.key for t in enabled_tables(config)]
 CERTIFY_TABLES = [k for k, cls in TABLES.items() if issubclass(cls, CertificationTable)]
 SWEEP = config["arch"] == "sweep"
@@ -88,9 +89,11 @@ def run_logs(wildcards=None):
 def job_benchmarks(wildcards=None):
     """Every job's benchmark file, for the report's table of wall times."""
     outputs = [ModelRun.of(config, r).output("model") for r in plan.runs(config, arch_of)
-               if r["method"] not in plan.external_models(config)]  # an import is no benchmarked job
-    for key in ENABLED:
-        outputs += get_table(key).inputs(config, arch_of)
+               if r["method"] not in plan.external_models(config) and r["method"] not in plan.voted(config)]
+    # an import or a vote method's model is no benchmarked job
+    for key in ENABLED:  # a vote method's model is no job's benchmarked output (its vote job is local)
+        outputs += [o for o in get_table(key).inputs(config, arch_of)
+                    if not (Output.parse(o).kind == "model" and Output.parse(o).model.method in plan.voted(config))]
     outputs += [ModelRun.of(config, r).output("model") for r in plan.ablation_runs(config)]
     if SWEEP:
         outputs += [ModelRun.of(config, r).output(kind) for r in plan.candidate_runs(config)

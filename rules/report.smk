@@ -61,7 +61,7 @@ rule recipes:
     output:
         f"{REPORTS}/recipes.csv",
     params:
-        methods=[m for m in plan.methods(config) if m not in plan.external_models(config)],
+        methods=[m for m in plan.methods(config) if m not in plan.external_models(config) and m not in plan.voted(config)],
         epochs=lambda w: {m: plan.train_epochs(config, m) for m in plan.methods(config)},
         code=lambda w: {m: plan.code_version("train", m) for m in plan.methods(config)
                         if m not in plan.external_models(config)},

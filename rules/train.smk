@@ -47,6 +47,30 @@ rule import_model:
         "../scripts/import_model.py"
 
 
+rule vote_model:
+    """A method scored by the vote rule (config `vote:`, bench.training.voting): its method's trained
+    model, unchanged, under the name <method>_vote; nothing is trained (bench.jobs.vote)."""
+    input:
+        model=lambda w: plan.voted_model(config, w, "model"),
+        weights=lambda w: plan.voted_model(config, w, "weights"),
+    output:
+        model=MODEL.output("model"),
+        weights=MODEL.output("weights"),
+        log=MODEL.output("log"),
+    params:
+        settings=settings("vote"),
+        code=code("vote"),
+    log:
+        MODEL.log("vote"),
+    wildcard_constraints:
+        method=VOTE_PATTERN,
+    localrule: True
+    conda:
+        "../envs/bench.yaml"
+    script:
+        "../scripts/vote_model.py"
+
+
 use rule train as train_ablation with:
     output:
         model=ABLATION.output("model"),

@@ -26,7 +26,9 @@ class Table4(Table):
                 for o in (("model",), ("certify", "table1"))]
 
     def build(self, paths, config):
-        models = [json.loads(Path(p).read_text()) for p in paths if output_kind(p) == "train"]
+        # a vote method's model is its method's training, already a row; an external one has none
+        models = [m for m in (json.loads(Path(p).read_text()) for p in paths if output_kind(p) == "train")
+                  if "metrics" in m and not (m.get("method") or {}).get("voted_from")]
         train = [{**{k: m["spec"][k] for k in MODEL_KEYS}, "metric": "train_seconds",
                   "value": m["metrics"]["train_seconds"], "epochs": m["epochs"], "device": m["device"], "job": "train",
                   "code": m.get("provenance", {}).get("code", {}).get("engine"),

@@ -258,8 +258,8 @@ def jobs(config: dict) -> list[dict]:
         path = plan.benchmark_of(output, grouped, grouped_tables, audit_grouped)
         return None if path is None else benchmark_job(path)
 
-    external = plan.external_models(config)
-    found = [{"kind": "import" if r["method"] in external else "train", **r,
+    external, voted = plan.external_models(config), plan.voted(config)
+    found = [{"kind": "import" if r["method"] in external else "vote" if r["method"] in voted else "train", **r,
               "output": (out := ModelRun.of(config, r).output("model")), "job": job_name(out)}
              for r in plan.runs(config) + plan.ablation_runs(config)]
     outputs = sorted({p for t in enabled_tables(config) for p in t.inputs(config)})  # arch_of defaults to the paper's
@@ -306,7 +306,8 @@ def _hparams(job: dict, config: dict) -> dict:
 
 
 def import_work(job: dict, config: dict) -> Work:
-    """An external checkpoint: read and written, no passes."""
+    """An external checkpoint, or a vote method's copy of its method's model: read and written,
+    no passes."""
     return Work(largest_call=1)
 
 

@@ -26,12 +26,13 @@ from bench.runs import ablation_runs, attack_names, best_arch, candidate_runs, m
 from bench.tables import enabled_tables
 from bench.training import get_method
 from bench.training.external import external_models
+from bench.training.voting import voted
 from bench.workflow.job_kinds import JOB_KINDS, get_job_kind
 
 # ablation_runs ... vicinities: bench.runs' names, still importable from here (the Snakefile and
 # older plugins read them as plan.<name>)
 __all__ = ["ablation_runs", "attack_names", "benchmark_of", "best_arch",
-           "candidate_runs", "code_version", "external_models", "grouped_attacks", "grouped_audit",
+           "candidate_runs", "code_version", "external_models", "voted", "voted_model", "grouped_attacks", "grouped_audit",
            "grouped_certifications", "job_settings", "methods", "numerics", "runs", "train_epochs", "vicinities"]
 
 
@@ -110,6 +111,13 @@ def _every_model_needs(config: dict, kind: str) -> list[str]:
         return []
     common = set.intersection(*(set(v) for v in per_model.values()))
     return [a for a in dict.fromkeys(a for v in per_model.values() for a in v) if a in common]
+
+
+def voted_model(config: dict, w, output: str) -> str:
+    """The ``output`` file of the model a vote method scores (``da_vote``: DA's model of the same
+    dataset, architecture and seed): the vote job's input."""
+    return ModelRun.of(config, {"dataset": w.dataset, "method": voted(config)[w.method], "arch": w.arch,
+                                "seed": int(w.seed)}).output(output)
 
 
 # --- each job's settings and code: its Snakemake params ------------------------------------------

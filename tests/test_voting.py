@@ -1,0 +1,114 @@
+"""The vote rule offered for every method (issue 24): ``vote: [da]`` adds ``da_vote``, DA's own
+trained model predicting by the vote ``ours`` predicts by, scored beside ``ours`` under one rule."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from bench.data import dataset_info
+from bench.models.checkpoint import sha256
+from bench.paths import ModelRun, model_file
+from bench.training import METHODS, get_method
+from bench.training.voting import VOTE_SAMPLES, register_votes, voted
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plans import planned_jobs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def da_vote():
+    register_votes({"vote": ["da", "erm"]})
+    yield get_method("da_vote")
+    for key in ("da_vote", "erm_vote"):
+        METHODS.remove(key)
+
+
+def test_a_vote_method_is_its_method_predicting_by_the_vote(da_vote):
+    da = get_method("da")
+    assert issubclass(da_vote, da) and da_vote.vote and not da.vote and da_vote.voted_from == "da"
+    assert da_vote.__module__ == da.__module__  # its code stamp is DA's: an edit of DA reruns both
+    hp = da_vote.resolve_hparams(dataset_info("mnist"))
+    assert hp == {**da.resolve_hparams(dataset_info("mnist")), "vote_samples": VOTE_SAMPLES}
+    assert VOTE_SAMPLES == get_method("ours").resolve_hparams(dataset_info("mnist"))["vote_samples"]
+    assert voted({"vote": ["da"]}) == {"da_vote": "da"} and voted({}) == {}
+
+
+def test_the_vote_classifies_vote_samples_draws_of_each_input(da_vote):
+    info = dataset_info("mnist")
+    seen = []
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            seen.append(len(x))
+            return torch.nn.functional.one_hot((x.flatten(1).mean(1) > 0.5).long(), 10).float()
+
+    from bench.certification.vicinity import parse_vicinity
+
+    method = da_vote({**da_vote.resolve_hparams(info), "vote_samples": 7}, info, parse_vicinity("linf:0.1"),
+                     torch.Generator().manual_seed(0))
+    images = torch.cat([torch.zeros(2, 1, 28, 28), torch.ones(1, 1, 28, 28)])
+    assert method.predict(Net().eval(), images).tolist() == [0, 0, 1]
+    assert sum(seen) == 3 * 7  # the vote, not one forward per input
+
+
+def test_a_voting_method_or_an_unknown_one_is_refused():
+    with pytest.raises(ValueError, match="'ours' already predicts by a vote"):
+        register_votes({"vote": ["ours"]})
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        register_votes({"vote": ["nope"]})
+
+
+def test_the_vote_job_writes_the_methods_model_under_the_vote_methods_name(tmp_path, da_vote):
+    from bench.jobs.vote import derive_vote_model
+    from bench.models import create_model
+
+    source = tmp_path / "da"
+    source.mkdir()
+    model = create_model("convnet", dataset_info("mnist"))
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(model_file(source, "weights")))
+    meta = {"spec": {"dataset": "mnist", "method": "da", "arch": "convnet", "seed": 1}, "hparams": {"n_samples": 4},
+            "vicinity": "linf:0.1", "weights_sha256": sha256(model_file(source, "weights")),
+            "metrics": {"train_seconds": 3.0}, "provenance": {"code": {"engine": "abc"}}}
+    model_file(source, "model").write_text(json.dumps(meta))
+    out = tmp_path / "da_vote"
+    hparams = {"n_samples": 4, "vote_samples": VOTE_SAMPLES}
+    result = derive_vote_model(source, out, "da_vote", da_vote.name, hparams)
+    assert model_file(out, "weights").read_bytes() == model_file(source, "weights").read_bytes()
+    assert result["spec"]["method"] == "da_vote" and result["hparams"] == hparams
+    assert result["method"]["voted_from"] == "da" and result["provenance"] == meta["provenance"]  # DA's training
+    from bench.models.checkpoint import load_model
+
+    load_model(out)  # the hash it records is the copy's
+    model_file(source, "weights").write_bytes(b"x")
+    with pytest.raises(ValueError, match="does not match the hash"):
+        derive_vote_model(source, tmp_path / "again", "da_vote", da_vote.name, hparams)
+
+
+def test_one_config_line_plans_the_vote_beside_ours_with_the_adaptive_attacks(tmp_path):
+    """``vote: [da]`` on the smoke config: one vote job per DA model reading DA's files (no
+    training of its own), and every job of ``ours`` also for ``da_vote``, the attacks on the vote
+    (adaptive, EOT) included."""
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    path = tmp_path / "vote.yaml"
+    path.write_text(yaml.safe_dump({**config, "vote": ["da"], "run": "vote"}))
+    jobs = planned_jobs(path)
+    da = ModelRun("vote", "fashion_mnist", "da", "convnet", 0)
+    vote = ModelRun("vote", "fashion_mnist", "da_vote", "convnet", 0)
+    rule = lambda j: j.split("rule=")[1].split(" | ")[0]  # noqa: E731
+    votes = [j for j in jobs if rule(j) == "vote_model"]
+    assert len(votes) == 1 and da.output("weights") in votes[0] and vote.output("model") in votes[0]
+    assert not [j for j in jobs if rule(j) == "train" and "da_vote" in j]
+
+    def outputs(method):
+        return sorted(p.split(f"/{method}/convnet/seed0/")[1] for j in jobs if rule(j) not in ("train", "vote_model") and "output=" in j
+                      for p in j.split("output=")[1].split(" | ")[0].split(", ") if f"/{method}/convnet/seed0/" in p)
+    assert outputs("da_vote") == outputs("ours")
+    assert "attacks/VoteEOTPGD.json" in outputs("da_vote") and "attacks/VoteEOTPGD.json" not in outputs("da")
