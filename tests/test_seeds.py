@@ -2,6 +2,7 @@
 seeds from per-input results, and a DAG that trains and certifies every model per seed."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -127,4 +128,48 @@ def test_three_seeds_plan_every_model_per_seed_and_the_table_across_them(tmp_pat
     # the package's methods: what a fresh process (the DAG) registers; other tests may add plugins here
     package = [m for m in methods(cfg) if get_method(m).__module__.startswith("methods.")]
     assert counts["train"] == 3 * len(package)  # every model once per seed
-    assert "reports/seeds/table1_seeds.csv" in out.stdout
+    for table in ("table1", "table2", "table3", "table10"):  # every table of the smoke config has its across-seeds table
+        assert f"reports/seeds/{table}_seeds.csv" in out.stdout
+
+
+def test_table2_across_seeds_keeps_each_transform_apart(tmp_path):
+    paths = []
+    for seed, (a, b) in SEEDS.items():
+        for method, hits in (("ours", a), ("da", b)):
+            for transform, flip in (("rotate", False), ("scale", True)):  # da leads under scale
+                model = ModelRun("t", "fashion_mnist", method, "convnet", seed)
+                csv = tmp_path / transform / model.output("certify_inputs", "table2")
+                csv.parent.mkdir(parents=True, exist_ok=True)
+                h = hits if not flip else (b if method == "ours" else a)
+                pd.DataFrame({"input": range(len(h)), "label": 0, "clean_prediction": np.where(h, 0, 1),
+                              "prediction": 0, "samples": 100, "outcome": np.where(h, "certified", "not_certified"),
+                              "method": method, "dataset": "fashion_mnist", "arch": "convnet", "seed": seed,
+                              "vicinity": transform, "kappa": 0.01, "alpha": 0.01, "procedure": "paper"}).to_csv(csv, index=False)
+                paths.append(str(csv))
+    table = get_table("table2_seeds")
+    assert table.enabled({"seeds": [0, 1], "tables": [2]}) and not table.enabled({"seeds": [0, 1], "tables": [1]})
+    df = table.build(paths, {})
+    cra = df[df["metric"] == "certified_robust_accuracy"].set_index(["vicinity", "method"])
+    assert cra.loc[("rotate", "ours"), "best"] and cra.loc[("scale", "da"), "best"]
+    assert cra.loc[("rotate", "da"), "best_minus_this"] == 4.0 == cra.loc[("scale", "ours"), "best_minus_this"]
+
+
+def test_table3_across_seeds_compares_only_within_one_inference_rule(tmp_path):
+    """ours (vote) is far above da (argmax) and erm (argmax): it is the best of its own group only."""
+    paths = []
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        for method, inference, rate in (("ours", "vote", 0.9), ("da", "argmax", 0.3), ("erm", "argmax", 0.1)):
+            correct = (rng.random(100) < rate).astype(int).tolist()
+            model = ModelRun("t", "fashion_mnist", method, "convnet", seed)
+            path = tmp_path / model.output("attack", "AutoAttack")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"rows": [{"method": method, "dataset": "fashion_mnist", "arch": "convnet",
+                                                  "seed": seed, "attack": "AutoAttack", "label": "AutoAttack",
+                                                  "protocol": "paper", "inference": inference, "correct": correct}],
+                                        "provenance": {}}))
+            paths.append(str(path))
+    df = get_table("table3_seeds").build(paths, {}).set_index("method")
+    assert df.loc["ours", "best"] and np.isnan(df.loc["ours"].get("best_minus_this", np.nan))
+    assert df.loc["da", "best"] and df.loc["erm", "best_method"] == "da"  # da is best among the argmax rows
+    assert set(df["inference"]) == {"vote", "argmax"}
