@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from bench.training import Method
+from bench.training import Method, Range
 
 LINF_ATTACK = {"28x28": {"eps": 0.3, "step_size": 0.01, "steps": 40},
                "fashion_mnist": {"eps": 0.1},  # MNIST's 40 steps of 0.01 (4 eps of travel), at its own budget
                "32x32": {"eps": 8 / 255, "step_size": 2 / 255, "steps": 10}}
+#: the values LINF_ATTACK's settings may take: a radius (0: no attack), a positive step, at least one step
+LINF_RANGES = {"eps": Range.at_least(0), "step_size": Range.above(0), "steps": Range.count(1)}
 #: where LINF_ATTACK's values come from (the baselines' own settings: their original code)
 LINF_SOURCES = {
     "eps": "28x28: 0.3, 32x32: 8/255: paper Table 1 (the certified L∞ radius); MadryLab mnist_challenge / "

@@ -13,7 +13,7 @@ n + 1). Optimiser, schedule, batch size and epochs are the shared recipe of both
 """
 import torch.nn.functional as F
 
-from bench.training import ImageLosses, VicinalMethod, register_method
+from bench.training import ImageLosses, Range, VicinalMethod, register_method
 
 
 @register_method
@@ -23,6 +23,7 @@ class DA(VicinalMethod):
     citation = "Shorten & Khoshgoftaar, A survey on image data augmentation for deep learning, 2019"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
     defaults = {"all": {"n_samples": 50}}
+    ranges = {"n_samples": Range.count(1)}
     sources = {"n_samples": "= ours' n (authors' code 'num':50): the paper's DA is ours with λ = 0 (Section 4.3); "
                             "no source gives DA its own n"}
 

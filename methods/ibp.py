@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.models.lirpa import auto_lirpa, bounded_model, margin_bounds
-from bench.training import LossOutput, Method, register_method
+from bench.training import LossOutput, Method, Range, register_method
 
 
 @register_method
@@ -52,6 +52,18 @@ class IBP(Method):
         "fashion_mnist": {"eps": 0.1},
         "32x32": {"eps": 8 / 255, "ramp_start": 2, "ramp_epochs": 80, "lr_milestones": [120, 140],
                   "schedule_epochs": 160},
+    }
+    ranges = {
+        "eps": Range.above(0),  # not 0: the regularisers' weight 1 − eps_t/eps divides by it
+        "reg_lambda": Range.at_least(0),
+        "tol": Range.above(0),  # the regularisers divide by it
+        "lr": Range.above(0),
+        "grad_clip": Range.above(0, finite=False),  # inf: no clipping
+        "bound": Range.one_of("IBP", "CROWN-IBP", "CROWN"),  # the bounds bench.models.lirpa.margin_bounds computes
+        "ramp_start": Range.count(1),  # a 1-based epoch, as Shi et al.'s
+        "ramp_epochs": Range.count(1),
+        "lr_milestones": Range.count(1, each=True),
+        "schedule_epochs": Range.count(1),  # the schedule is scaled by epochs / schedule_epochs
     }
     batch_size = {"28x28": 256, "32x32": 128}
     sources = {

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 
-from bench.training import LossOutput, register_method
-from methods._adversarial import LINF_ATTACK, LINF_SOURCES, AdversarialMethod
+from bench.training import LossOutput, Range, register_method
+from methods._adversarial import LINF_ATTACK, LINF_RANGES, LINF_SOURCES, AdversarialMethod
 
 
 @register_method
@@ -21,6 +21,7 @@ class MART(AdversarialMethod):
     citation = "Wang et al., Improving adversarial robustness requires revisiting misclassified examples, ICLR 2020"
     architectures = ("resnet18", "wrn8", "convnet")
     defaults = {"all": {"beta": 5.0}, **LINF_ATTACK}
+    ranges = {"beta": Range.at_least(0), **LINF_RANGES}
     sources = {"beta": "YisenWang/MART train_resnet.py --beta default=5.0 (ResNet-18; train_wideresnet.py has 6.0); "
                        "28x28: no MART script, advbench hparams_registry mart_beta 5.0", **LINF_SOURCES}
     attack_class = torchattacks.PGD

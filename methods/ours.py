@@ -23,7 +23,7 @@ et al.'s PREDICT runs (``locuslab/smoothing`` ``data/predict/.../N_100``), as fo
 import torch
 import torch.nn.functional as F
 
-from bench.training import ImageLosses, VicinalMethod, register_method
+from bench.training import ImageLosses, Range, VicinalMethod, register_method
 
 
 def safe_std(losses: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -40,6 +40,8 @@ class Ours(VicinalMethod):
     citation = "Towards Certified Probabilistic Robustness with High Accuracy (anonymous ICLR submission)"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
     defaults = {"all": {"n_samples": 50, "lam": 1.0, "vote_samples": 100}}
+    # n >= 2: σ is the unbiased standard deviation (divisor n − 1), undefined for one sample (NaN gradient)
+    ranges = {"n_samples": Range.count(2), "lam": Range.at_least(0), "vote_samples": Range.count(1)}
     sources = {
         "n_samples": "authors' code: experiments/e1.py, e2.py, e3.py 'num':50 (230 of 236 runs in checkpoints/configs.json)",
         "lam": "paper Section 4.3 (Figure 2): a value of λ close to 1 yields the best performance",

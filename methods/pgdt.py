@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import torchattacks
 
 from bench.training import LossOutput, register_method
-from methods._adversarial import LINF_ATTACK, LINF_SOURCES, AdversarialMethod
+from methods._adversarial import LINF_ATTACK, LINF_RANGES, LINF_SOURCES, AdversarialMethod
 
 
 @register_method
@@ -17,6 +17,7 @@ class PGDT(AdversarialMethod):
     citation = "Madry et al., Towards deep learning models resistant to adversarial attacks, ICLR 2018"
     architectures = ("resnet18", "wrn8", "convnet")
     defaults = LINF_ATTACK
+    ranges = LINF_RANGES
     sources = LINF_SOURCES
     attack_class = torchattacks.PGD
     attack_options = {"random_start": True}

@@ -28,7 +28,7 @@ the whole batch's N, not the chunk's.
 import torch
 import torch.nn.functional as F
 
-from bench.training import ImageLosses, VicinalMethod, register_method
+from bench.training import ImageLosses, Range, VicinalMethod, register_method
 
 
 def cvar_threshold(losses: torch.Tensor, beta: float) -> torch.Tensor:
@@ -45,6 +45,9 @@ class PRL(VicinalMethod):
     citation = "Robey et al., Probabilistically robust learning: balancing average and worst-case performance, ICML 2022"
     architectures = ("resnet18", "wrn8", "cifar_resnet110", "cnn7", "convnet")
     defaults = {"all": {"n_samples": 50, "beta": 0.05, "include_clean": True, "t_steps": 0, "t_step_size": 0.05}}
+    # β is the tail fraction of CVaR_β: the loss divides by it, and the threshold is the (1 − β)-quantile
+    ranges = {"n_samples": Range.count(1), "beta": Range.between(0, 1, low_open=True), "include_clean": Range.flag(),
+              "t_steps": Range.count(0), "t_step_size": Range.above(0)}
     sources = {
         "n_samples": "authors' code: experiments/e1.py, e2.py, e3.py 'num':50 (PRL's own advbench: cvar_sgd_M 20)",
         "beta": "authors' code: steps.py prl_step, threshold 0.95 in every config of checkpoints/configs.json "

@@ -12,7 +12,7 @@ the vote's batch × ``vote_samples`` copies are classified in chunks under a mem
 import torch
 import torch.nn.functional as F
 
-from bench.training import LossOutput, Method, register_method
+from bench.training import LossOutput, Method, Range, register_method
 
 
 @register_method
@@ -23,6 +23,7 @@ class RS(Method):
     architectures = ("cifar_resnet110", "convnet")
     native_certificate = "smoothing"
     defaults = {"all": {"sigma": 0.25, "vote_samples": 100}}
+    ranges = {"sigma": Range.above(0), "vote_samples": Range.count(1)}  # σ = 0 smooths nothing: radius σ·Φ⁻¹(p) = 0
     sources = {"sigma": "locuslab/smoothing experiments.MD: CIFAR-10 cifar_resnet110 --noise 0.25 (the middle of "
                         "0.12/0.25/0.50); the authors' rand_step runs used 8/255 on ResNet-18 (checkpoints/configs.json), "
                         "not Cohen et al.'s RS",

@@ -9,8 +9,8 @@ Attack settings: ``methods/_adversarial.py``.
 import torch.nn.functional as F
 import torchattacks
 
-from bench.training import LossOutput, register_method
-from methods._adversarial import LINF_ATTACK, LINF_SOURCES, AdversarialMethod
+from bench.training import LossOutput, Range, register_method
+from methods._adversarial import LINF_ATTACK, LINF_RANGES, LINF_SOURCES, AdversarialMethod
 
 
 @register_method
@@ -20,6 +20,7 @@ class TRADES(AdversarialMethod):
     citation = "Zhang et al., Theoretically principled trade-off between robustness and accuracy, ICML 2019"
     architectures = ("resnet18", "wrn8", "convnet")
     defaults = {"all": {"beta": 6.0}, **LINF_ATTACK, "28x28": {**LINF_ATTACK["28x28"], "beta": 1.0}}
+    ranges = {"beta": Range.at_least(0), **LINF_RANGES}
     sources = {"beta": "28x28: yaodongyu/TRADES train_trades_mnist.py --beta default=1.0; "
                        "32x32: train_trades_cifar10.py --beta default=6.0", **LINF_SOURCES}
     attack_class = torchattacks.TPGD

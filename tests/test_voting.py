@@ -60,8 +60,18 @@ def test_the_vote_classifies_vote_samples_draws_of_each_input(da_vote):
 def test_a_voting_method_or_an_unknown_one_is_refused():
     with pytest.raises(ValueError, match="'ours' already predicts by a vote"):
         register_votes({"vote": ["ours"]})
-    with pytest.raises(ValueError, match="unknown method 'nope'"):
+    with pytest.raises(ValueError, match="^vote: unknown method 'nope'"):
         register_votes({"vote": ["nope"]})
+
+
+def test_the_config_check_names_a_bad_vote_entry():
+    from bench.workflow.config import ConfigError, check_config
+    from bench.workflow.estimate import load_config
+
+    config = load_config(ROOT / "config" / "smoke.yaml")
+    with pytest.raises(ConfigError, match=r"vote: 'ours' already predicts by a vote"):
+        check_config({**config, "vote": ["ours"]})
+    assert get_method("da").resolve_hparams(dataset_info("mnist"))  # nothing else registered by the failure
 
 
 def test_the_vote_job_writes_the_methods_model_under_the_vote_methods_name(tmp_path, da_vote):

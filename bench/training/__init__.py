@@ -11,6 +11,7 @@ from bench.training.method import (
     ImageLosses,
     LossOutput,
     Method,
+    Range,
     VicinalMethod,
     majority_vote,
     plain_backward,
@@ -19,5 +20,5 @@ from bench.training.method import (
 )
 from bench.training.plugins import available_methods, get_method, load_plugin
 
-__all__ = ["Backward", "ImageLosses", "LossOutput", "METHODS", "Method", "VicinalMethod", "available_methods",
+__all__ = ["Backward", "ImageLosses", "LossOutput", "METHODS", "Method", "Range", "VicinalMethod", "available_methods",
            "get_method", "load_plugin", "majority_vote", "plain_backward", "register_method", "shape_group"]

@@ -129,6 +129,10 @@ def _resolve(spec: TrainSpec):
     if spec.epochs < 1 or spec.batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {spec.epochs} and {spec.batch_size}")
     hparams = cls.resolve_hparams(info, spec.hparams)
+    problems = cls.range_problems(hparams)  # the config check's ranges, for a spec that skipped it
+    if problems:
+        raise ValueError(f"method '{spec.method}': " + "; ".join(
+            f"{name} = {hparams[name]!r} {why}; allowed: {cls.ranges[name]}" for name, why in problems.items()))
     numerics = spec.numerics()
     if numerics.reduced and cls.native_certificate == "bounds":
         raise ValueError(f"precision {spec.precision!r} is not available for method '{spec.method}': its loss "

@@ -22,10 +22,18 @@ Hyperparameters resolve in this order, later winning: ``defaults["all"]``, then 
 shape group (``defaults["28x28"]`` for MNIST-shaped data, ``defaults["32x32"]`` for SVHN and
 CIFAR), then the dataset's own key (``defaults["cifar100"]``), then the user's overrides. An
 override that names no known hyperparameter is refused with the list of known ones.
+
+Each hyperparameter declares the values it may take, once, in ``ranges`` beside ``defaults``:
+a :class:`Range` (``Range.count(1)``: an integer >= 1; ``Range.above(0)``: a finite number > 0;
+``Range.between(0, 1)``; ``Range.one_of("IBP", "CROWN")``; …). :func:`register_method` refuses a
+range that names no hyperparameter and a default outside its range; the config check
+(:mod:`bench.workflow.config`) refuses an override outside it before any job runs.
 """
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -46,6 +54,7 @@ __all__ = [
     "LossOutput",
     "METHODS",
     "Method",
+    "Range",
     "majority_vote",
     "plain_backward",
     "register_method",
@@ -72,6 +81,108 @@ class LossOutput:
     logits: torch.Tensor | None = None
     targets: torch.Tensor | None = None
     terms: dict[str, torch.Tensor | float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values one hyperparameter may take: numbers from ``low`` to ``high`` (each end closed
+    unless ``low_open``/``high_open``), whole numbers only if ``integer``, and never NaN, nor ±inf
+    where ``finite``; or, if ``choices`` is given, exactly one of those (words, flags). With
+    ``each``, the value is a list and every item of it must lie in the range.
+
+    Build one with the class methods, which read as what they allow: ``Range.count(1)``,
+    ``Range.at_least(0)``, ``Range.above(0)``, ``Range.between(0, 1, low_open=True)``,
+    ``Range.one_of("IBP", "CROWN")``, ``Range.flag()``. ``str(range)`` says what it allows, in
+    the words of the config check's ``allowed:``.
+    """
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+    finite: bool = True
+    choices: tuple = ()
+    each: bool = False
+
+    @classmethod
+    def count(cls, low: int = 1, *, each: bool = False) -> "Range":
+        """A whole number >= ``low`` (samples, steps, epochs)."""
+        return cls(low=low, integer=True, each=each)
+
+    @classmethod
+    def at_least(cls, low: float) -> "Range":
+        """A finite number >= ``low`` (a weight that may be 0, a radius)."""
+        return cls(low=low)
+
+    @classmethod
+    def above(cls, low: float, *, finite: bool = True) -> "Range":
+        """A number > ``low``, finite unless ``finite`` is False (a step size, a learning rate)."""
+        return cls(low=low, low_open=True, finite=finite)
+
+    @classmethod
+    def between(cls, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> "Range":
+        """A number from ``low`` to ``high`` (a probability: ``between(0, 1)``)."""
+        return cls(low=low, high=high, low_open=low_open, high_open=high_open)
+
+    @classmethod
+    def one_of(cls, *choices: Any) -> "Range":
+        """Exactly one of ``choices``."""
+        return cls(choices=tuple(choices))
+
+    @classmethod
+    def flag(cls) -> "Range":
+        """True or False."""
+        return cls.one_of(True, False)
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` (``"is out of range"``, ``"is not finite"``, …), or None
+        if the range allows it. A string that ``float()`` reads is a number (PyYAML reads
+        ``1e-3`` as one; the methods convert with ``float()``); a bool is not."""
+        if self.each:
+            if not isinstance(value, (list, tuple)):
+                return "is not a list"
+            item = replace(self, each=False)
+            wrong = [why for why in map(item.problem, value) if why is not None]
+            return f"has an item that {wrong[0]}" if wrong else None
+        if self.choices:
+            # type-exact: True == 1 in Python, yet a flag is no number and 1 is no flag
+            chosen = any(value == c and type(value) is type(c) for c in self.choices)
+            return None if chosen else "is not one of the choices"
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
+            return "is not a number"
+        try:
+            x = float(value)
+        except ValueError:
+            return "is not a number"
+        if self.integer and isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
+            return "is not a whole number"  # the methods read it with int(), which takes digits only
+        if math.isnan(x) or (self.finite and math.isinf(x)):
+            return "is not finite"
+        if self.integer and not x.is_integer():
+            return "is not a whole number"
+        below = x <= self.low if self.low_open else x < self.low
+        above = x >= self.high if self.high_open else x > self.high
+        return "is out of range" if below or above else None
+
+    def __str__(self) -> str:
+        if self.each:
+            return f"a list, each item {replace(self, each=False)}"
+        if self.choices:
+            if all(isinstance(c, bool) for c in self.choices):
+                return " or ".join(str(c).lower() for c in self.choices)  # as YAML writes them
+            return "one of " + ", ".join(map(repr, self.choices))
+        num = lambda x: f"{x:g}"
+        what = "an integer" if self.integer else "a finite number" if self.finite else "a number"
+        low, high = not math.isinf(self.low), not math.isinf(self.high)
+        if low and high:
+            ends = f"{'(' if self.low_open else '['}{num(self.low)}, {num(self.high)}{')' if self.high_open else ']'}"
+            return f"{'an integer' if self.integer else 'a number'} in {ends}"
+        if low:
+            return f"{what} {'>' if self.low_open else '>='} {num(self.low)}" + ("" if self.finite else ", or inf")
+        if high:
+            return f"{what} {'<' if self.high_open else '<='} {num(self.high)}" + ("" if self.finite else ", or -inf")
+        return what
 
 
 #: how a loss is back-propagated: :func:`plain_backward` by default, or a caller's own (to scale
@@ -146,6 +257,9 @@ class Method:
     citation: ClassVar[str]
     architectures: ClassVar[tuple[str, ...]]
     defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: the values each hyperparameter may take (hyperparameter -> :class:`Range`), declared once
+    #: beside ``defaults``; a hyperparameter without one is not checked (a plugin's, say)
+    ranges: ClassVar[dict[str, Range]] = {}
     #: where each default comes from (hyperparameter -> paper section, or repository, file and
     #: setting name); ``python -m bench methods --recipes`` prints them, a test requires one each
     sources: ClassVar[dict[str, str]] = {}
@@ -188,6 +302,17 @@ class Method:
                 )
             resolved[key] = value
         return resolved
+
+    @classmethod
+    def range_problems(cls, hparams: dict[str, Any]) -> dict[str, str]:
+        """Each hyperparameter of ``hparams`` outside its declared :class:`Range`: name -> what is
+        wrong (``"is out of range"``, …); hyperparameters without a range are not checked."""
+        found = {}
+        for name, value in hparams.items():
+            why = cls.ranges[name].problem(value) if name in cls.ranges else None
+            if why is not None:
+                found[name] = why
+        return found
 
     # --- hooks the loop calls ----------------------------------------------------------------
 
@@ -331,8 +456,19 @@ class VicinalMethod(Method):
 
 
 def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator: add ``cls`` to the registry under ``cls.key``."""
+    """Class decorator: add ``cls`` to the registry under ``cls.key``, after checking that it
+    declares what a method must, that its ``ranges`` name only its hyperparameters, and that
+    every default (in every group of ``defaults``) lies in its range."""
     for attr in ("key", "name", "citation", "architectures"):
         if not hasattr(cls, attr):
             raise TypeError(f"method class {cls.__name__} must declare '{attr}'")
+    names = {k for group in cls.defaults.values() for k in group}
+    stray = sorted(set(cls.ranges) - names)
+    if stray:
+        raise TypeError(f"method class {cls.__name__} declares ranges of {', '.join(stray)}, which are not among "
+                        f"its hyperparameters ({', '.join(sorted(names)) or 'none'})")
+    for group, values in cls.defaults.items():
+        for name, why in cls.range_problems(values).items():
+            raise TypeError(f"method class {cls.__name__}: the default {name} = {values[name]!r} ({group}) {why}; "
+                            f"allowed: {cls.ranges[name]}")
     return METHODS.add(cls.key, cls)

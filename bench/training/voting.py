@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.training.method import METHODS, Method
+from bench.training.method import METHODS, Method, Range
 from bench.training.plugins import get_method
 
 __all__ = ["SUFFIX", "VOTE_SAMPLES", "register_votes", "voted"]
@@ -36,7 +36,10 @@ def register_votes(config: dict[str, Any]) -> None:
     it as any other: ``hparams: {da_vote: {vote_samples: 200}}``). Its module is ``m``'s, so its
     code stamp is ``m``'s: an edit of ``m`` reruns both."""
     for key, method in voted(config).items():
-        cls: type[Method] = get_method(method)
+        try:
+            cls: type[Method] = get_method(method)
+        except ValueError as exc:
+            raise ValueError(f"vote: {exc}") from None
         if key in METHODS and getattr(METHODS[key], "voted_from", None) != method:
             raise ValueError(f"vote: '{key}' is the name of a registered method; it cannot also be {method}'s vote")
         if cls.vote:
@@ -46,6 +49,7 @@ def register_votes(config: dict[str, Any]) -> None:
         defaults = {**cls.defaults, "all": {**cls.defaults.get("all", {}), "vote_samples": VOTE_SAMPLES}}
         attrs = {"__module__": cls.__module__, "key": key, "name": f"{cls.name} + vote", "vote": True,
                  "voted_from": method, "defaults": defaults,
+                 "ranges": {**getattr(cls, "ranges", {}), "vote_samples": Range.count(1)},
                  "citation": f"{cls.citation}; predicting by the vote over the vicinity (Section 3.2)",
                  "sources": {**getattr(cls, "sources", {}),
                              "vote_samples": "the number ours votes with (methods/ours.py), so that the two votes are one rule"}}

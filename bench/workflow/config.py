@@ -2,8 +2,11 @@
 
 ``config/schema.yaml`` checks the config's shape (keys, types, ranges); :func:`check_config`
 checks what the values mean, before Snakemake schedules a single job: that plugins load and
-methods exist, that hyperparameter overrides name hyperparameters, that vicinity specs parse,
-that the certification budget can certify at every (κ, α) the configured tables use, and so on.
+methods exist, that hyperparameter overrides name hyperparameters and lie in the ranges their
+methods declare (:class:`bench.training.method.Range`: NaN, a negative weight or zero samples
+would only fail inside a job, or not at all), that architectures exist (a ``timm:<name>``
+misspelt, with timm's close names), that vicinity specs parse, that the certification budget can
+certify at every (κ, α) the configured tables use, and so on.
 Every problem is collected and reported at once in a :class:`ConfigError`, one line each, in the
 form ``<key>: <value> <what is wrong>; allowed: <what is allowed>``, for example::
 
@@ -22,7 +25,9 @@ offline while its login node is not, and the reverse), so a missing dataset that
 still download is *not* an error here, only a :class:`ConfigWarning` naming the folder looked at
 and the command that fetches it now. It is an error only where the loader certainly cannot get
 the data: ``data.root`` is not a directory, or it cannot be created or written (a download, the
-Debian staging and the decoded cache all write under it). This keeps ``snakemake -n --configfile
+Debian staging and the decoded cache all write under it). A system folder (``/``, ``/etc``,
+``/usr``, …, links followed) is refused as ``data.root`` whether or not it can be written: run as
+root, the jobs would write datasets into it. This keeps ``snakemake -n --configfile
 config/paper.yaml`` working on a machine without MNIST, SVHN and CIFAR, as it must: those jobs
 download their data when they run.
 
@@ -35,6 +40,7 @@ depend on its budget, so neither does the minimum, and one search serves every b
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import os
@@ -47,6 +53,7 @@ from typing import Any
 from bench.certification.sequential import make_test, n_min
 from bench.certification.vicinity import L2Ball, LinfBall, parse_vicinity
 from bench.data import DATASETS, FILES, FOLDERS, dataset_available, dataset_info
+from bench.models import MODELS
 from bench.paths import Output
 from bench.training import METHODS, available_methods, get_method, load_plugin, shape_group
 from bench.workflow.extensions import load_extensions
@@ -56,6 +63,14 @@ __all__ = ["ConfigError", "ConfigWarning", "check_config", "min_samples"]
 _VICINITY_FORMS = ("linf:<eps>, l2:<eps>, rotate:<degrees>, translate:<fraction>, scale:<fraction>, "
                    "affine or affine:rotate=<degrees>,translate=<fraction>,scale=<fraction>")
 _SEARCH_CAP = 1 << 20  # the largest budget tried when looking for a test's minimum
+#: folders of the operating system, refused as data.root (the jobs write datasets and caches there)
+_SYSTEM_FOLDERS = frozenset(map(Path, (
+    "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin", "/sys",
+    "/usr", "/usr/bin", "/usr/include", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/libexec", "/usr/local",
+    "/usr/sbin", "/usr/share", "/usr/src", "/var", "/var/cache", "/var/lib", "/var/log", "/var/spool")))
+#: system folders whose every subfolder is the system's too (unlike /usr/share/x or /var/tmp)
+_SYSTEM_TREES = tuple(map(Path, ("/boot", "/dev", "/etc", "/proc", "/sys")))
+_TIMM = ("timm:", "timm-")  # an architecture from timm's registry, as configs and the DAG's paths write it
 
 
 class ConfigError(ValueError):
@@ -137,11 +152,12 @@ def _check_plugins(config: dict) -> list[str]:
         except Exception as exc:  # a plugin may fail in any way: report it with the others
             problems.append(f"plugins[{i}]: {_fmt(spec)} could not be loaded ({type(exc).__name__}: {exc}); "
                             "allowed: an importable dotted module name or the path of an existing .py file")
-    if not problems:  # then the external models, which may predict as a plugin's method
+    if not problems:  # then the external models and the vote methods, which may build on a plugin's
         try:
             load_extensions(config)
-        except (ValueError, TypeError) as exc:
-            problems.append(f"models: {exc}")
+        except (ValueError, TypeError) as exc:  # each names its key (models: or vote:)
+            text = str(exc)
+            problems.append(text if text.startswith(("models", "vote:")) else f"models: {text}")
     return problems
 
 
@@ -178,8 +194,10 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _check_hparams(config: dict, infos: list) -> list[str]:
-    """Every override under ``hparams.<method>.<name>`` must resolve for every configured dataset.
+def _check_hparams(config: dict, infos: list, run: list[str]) -> list[str]:
+    """Every override under ``hparams.<method>.<name>`` must resolve for every configured dataset
+    and lie in the range the method declares for it (``Method.ranges``); so must every default
+    of the run's methods that the config does not override, on every configured dataset.
 
     Overrides of a registered method that this run does not train are checked too but allowed: a
     smaller config cut from a larger one (``methods: [erm, ours]``) keeps the larger one's block.
@@ -210,7 +228,28 @@ def _check_hparams(config: dict, infos: list) -> list[str]:
             elif wrong_type is not None:
                 problems.append(f"hparams.{method}.{name}: {_fmt(value)} is not a number (the default on "
                                 f"{wrong_type[1]} is {wrong_type[0]!r}); allowed: a number")
-    return problems
+            elif name in cls.ranges and (why := cls.ranges[name].problem(value)) is not None:
+                problems.append(f"hparams.{method}.{name}: {_fmt(value)} {why}; allowed: {cls.ranges[name]}")
+    return problems + _check_default_ranges(config, infos, run)
+
+
+def _check_default_ranges(config: dict, infos: list, run: list[str]) -> list[str]:
+    """The defaults that the config leaves in force lie in their ranges, on every configured
+    dataset: :func:`bench.training.register_method` checks a method's own, but not an external
+    model's or a plugin's subclass that changes ``defaults`` or ``ranges`` after registering."""
+    overrides = config.get("hparams") or {}
+    wrong: dict[tuple[str, str, str, str], list[str]] = {}  # (method, name, value, why) -> datasets
+    for method in dict.fromkeys([*run, *overrides]):
+        cls = METHODS.get(method)
+        if cls is None:
+            continue  # reported above
+        for info in infos:
+            defaults = cls.resolve_hparams(info)
+            for name, why in cls.range_problems(defaults).items():
+                if name not in (overrides.get(method) or {}):
+                    wrong.setdefault((method, name, _fmt(defaults[name]), why), []).append(info.name)
+    return [f"hparams.{method}.{name}: {value} (the default of method '{method}' on {_listing(datasets)}) {why}; "
+            f"allowed: {METHODS[method].ranges[name]}" for (method, name, value, why), datasets in wrong.items()]
 
 
 def _check_method_epochs(config: dict, run: list[str]) -> list[str]:
@@ -242,7 +281,47 @@ def _check_ablation(config: dict, infos: list) -> list[str]:
                             f"{defaults[hparam]!r}), but ablation.values are numbers; allowed: "
                             f"{_listing(sorted(numeric))}")
             break
+    if not problems and hparam in cls.ranges:  # each value trains a model: none may lie outside the range
+        for i, value in enumerate(ab["values"]):
+            why = cls.ranges[hparam].problem(value)
+            if why is not None:
+                problems.append(f"ablation.values[{i}]: {_fmt(value)} {why} for hyperparameter '{hparam}' of method "
+                                f"'{method}'; allowed: {cls.ranges[hparam]}")
     problems += _repeats("ablation.values", list(ab["values"]), normal=float)
+    return problems
+
+
+def _timm_problem(key: str, arch: str) -> list[str]:
+    """A problem if the ``timm:<name>`` architecture ``arch`` names no model of timm's registry,
+    with timm's closest names (difflib), else none. timm is imported only when a config names it."""
+    import timm
+
+    name = arch[len(_TIMM[0]):]
+    if timm.is_model(name):
+        return []
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.75)
+    hint = f" (close: {_listing(f'timm:{c}' for c in close)})" if close else ""
+    return [f"{key}: {_fmt(arch)} is not a model of timm's registry{hint}; "
+            "allowed: timm:<name> for a name that timm.list_models() lists"]
+
+
+def _check_architectures(config: dict) -> list[str]:
+    """Every architecture the config names exists: ``arch: timm:<name>`` and each ``models[i].arch``
+    (a registered architecture, or ``timm:<name>``), so that a misspelt name stops the DAG
+    instead of a train or import job."""
+    problems = []
+    arch = str(config.get("arch", "paper"))
+    if arch.startswith(_TIMM):
+        problems += _timm_problem("arch", arch)
+    for i, entry in enumerate(config.get("models") or []):
+        arch = str(entry.get("arch", ""))
+        if arch.startswith(_TIMM):
+            problems += _timm_problem(f"models[{i}].arch", arch)
+        elif arch not in MODELS:
+            close = difflib.get_close_matches(arch, list(MODELS), n=3)
+            hint = f" (close: {_listing(close)})" if close else ""
+            problems.append(f"models[{i}].arch: {_fmt(arch)} is not a registered architecture{hint}; "
+                            f"allowed: {_listing(MODELS)}, or timm:<name>")
     return problems
 
 
@@ -422,9 +501,26 @@ def _check_lists(config: dict) -> list[str]:
     return problems
 
 
+def _system_folder(root: Path) -> Path | None:
+    """The system folder that ``root`` is, or lies in (one of ``_SYSTEM_TREES``), resolved
+    (relative to the working directory, links followed); None if it is none."""
+    try:
+        resolved = root.resolve()
+    except (OSError, RuntimeError):  # a loop of links: the data checks below report what it is
+        return None
+    if resolved in _SYSTEM_FOLDERS or any(resolved.is_relative_to(tree) for tree in _SYSTEM_TREES):
+        return resolved
+    return None
+
+
 def _check_data(config: dict) -> tuple[list[str], list[str]]:
     """(problems, warnings) about the datasets; see the module docstring for which is which."""
     root = Path(config["data"]["root"])
+    system = _system_folder(root)
+    if system is not None:  # alone: whether it can be written is beside the point
+        where = "" if str(system) == str(root) else f" ({system})"
+        return [f"data.root: {_fmt(str(root))} is a system folder{where}; allowed: a folder of your own, such "
+                "as data or /tmp/data (the jobs download, stage and cache datasets under it)"], []
     if root.exists() and not root.is_dir():
         return [f"data.root: {_fmt(str(root))} is not a directory; "
                 "allowed: a directory in torchvision's layout, or a path where one can be created"], []
@@ -464,8 +560,9 @@ def check_config(config: dict) -> None:
     problems = _check_run(config) + _check_plugins(config)
     method_problems, run = _run_methods(config)
     problems += method_problems
+    problems += _check_architectures(config)
     infos = [dataset_info(d) for d in dict.fromkeys(config["datasets"])]
-    problems += _check_hparams(config, infos)
+    problems += _check_hparams(config, infos, run)
     problems += _check_method_epochs(config, run)
     problems += _check_ablation(config, infos)
     problems += _check_vicinities(config, infos, run)
