@@ -138,3 +138,39 @@ def test_no_discordant_input_among_few_is_no_evidence_of_equality():
     assert np.isnan(judge(ABOVE, 0, 0, n=20, both=15)["detectable"])
     low, high = paired_difference_interval(30, 5, 400)
     assert 0 < low < 6.25 < high
+
+
+def test_figure2_claims_pair_the_ablations_models_and_da_vote_is_like_with_like(tmp_path):
+    """The ablation's models at λ = 1 and λ = 0 / 5 on the same inputs (Figure 2), and ours
+    against da_vote (both voting) on Table 3, which the argmax da is not."""
+    strong, weak = pair(30, 5)
+
+    def ablation_file(value: float, hits: np.ndarray, kind: str) -> str:
+        model = ModelRun("t", "fashion_mnist", "ours", "convnet", 0, "lam", repr(float(value)))
+        if kind == "certify":
+            path = tmp_path / model.output("certify_inputs", "table1")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame({"input": range(len(hits)), "label": 0, "clean_prediction": np.where(hits, 0, 1),
+                          "prediction": 0, "samples": 100, "outcome": np.where(hits, "certified", "not_certified"),
+                          "method": "ours", "dataset": "fashion_mnist", "arch": "convnet", "seed": 0,
+                          "vicinity": "main", "kappa": 0.01, "alpha": 0.01, "procedure": "paper"}).to_csv(path, index=False)
+        else:
+            path = tmp_path / model.output("attack", "AutoAttack")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"rows": [{"method": "ours", "dataset": "fashion_mnist", "arch": "convnet",
+                                                  "seed": 0, "label": "AutoAttack", "protocol": "paper",
+                                                  "inference": "vote", "correct": hits.astype(int).tolist()}],
+                                        "provenance": {}}))
+        return str(path)
+
+    paths = [ablation_file(1, strong, "certify"), ablation_file(0, weak, "certify"), ablation_file(5, strong, "certify"),
+             ablation_file(1, weak, "attack"), ablation_file(5, strong, "attack"),
+             certify_files(tmp_path, "ours", strong), attack_file(tmp_path, "ours", "vote", strong),
+             attack_file(tmp_path, "da_vote", "vote", weak), attack_file(tmp_path, "da", "argmax", weak)]
+    rows = get_table("claims").build(paths, {}).set_index("claim")
+    cra = rows.loc["figure2_cra_lam1_above_lam0"]
+    assert cra["verdict"] == "supported" and (cra["method"], cra["other"]) == ("ours lam=1", "ours lam=0")
+    assert rows.loc["figure2_accuracy_lam1_above_lam5", "verdict"] == "not decided"  # the same outcomes at 1 and 5
+    assert rows.loc["figure2_autoattack_lam1_above_lam5", "verdict"] == "contradicted"  # λ = 5 defends better here
+    assert rows.loc["table3_autoattack_above_da_vote", "verdict"] == "supported"
+    assert rows.loc["table3_autoattack_above_da", "verdict"] == "not comparable"

@@ -55,6 +55,9 @@ class Claim:
     margin: float | None = None  # points, for "within"
     paper_table: int | None = None  # the paper's table with both methods' numbers: its effect size
     settings: dict[str, Any] = field(default_factory=dict)  # a setting of the table (a transform, say)
+    #: for the ablation (Figure 2): the ablated hyperparameter and its two values, the method's
+    #: model at the first against its model at the second (``method`` = ``other``)
+    ablated: tuple[str, float, float] | None = None
 
 
 CLAIMS: Registry[Claim] = Registry("claim")
@@ -130,6 +133,22 @@ for _other in ("da", "prl", "erm", "pgdt", "trades", "mart", "rs", "ibp"):
         f"table3_autoattack_above_{_other}", f"ours defends against AutoAttack better than {_other}",
         "Section 5, RQ2: 'consistently achieves a higher defence success rate than any other approach'; Table 3",
         "table3", "defence_success_rate", _other, paper_table=3))
+# Figure 2 (Section 5, RQ4): λ near 1 best, λ near 0 less robust, a large λ less accurate and less
+# defended. Judged where the run's ablation has both values (the default config's [0, 1, 5]).
+register_claim(Claim(
+    "figure2_cra_lam1_above_lam0", "ours at λ = 1 has a higher certified robust accuracy than at λ = 0",
+    "Section 5, RQ4: 'If λ is too small, i.e., close to 0, ... a drop in the certified robust rate and thus "
+    "decreasing the certified robustness accuracy'; Figure 2", "ablation", "certified_robust_accuracy", "ours",
+    ablated=("lam", 1.0, 0.0)))
+register_claim(Claim(
+    "figure2_accuracy_lam1_above_lam5", "ours at λ = 1 has a higher standard accuracy than at λ = 5",
+    "Section 5, RQ4: 'a large value of λ ... can lead to a decrease in standard accuracy'; Figure 2",
+    "ablation", "standard_accuracy", "ours", ablated=("lam", 1.0, 5.0)))
+register_claim(Claim(
+    "figure2_autoattack_lam1_above_lam5", "ours at λ = 1 defends against AutoAttack better than at λ = 5",
+    "Section 5, RQ4: 'the defence success rate also decreases by about a quarter when varying λ from 1 to 5'; "
+    "Figure 2", "ablation", "defence_success_rate", "ours", ablated=("lam", 1.0, 5.0)))
+
 # The same claim asked like with like: DA scored by the vote ours predicts by (config ``vote: [da]``,
 # bench.training.voting); judged only in runs that have ``da_vote``. The paper has no such row.
 register_claim(Claim(

@@ -14,7 +14,8 @@ import pandas as pd
 
 from bench.paper import paper_table
 from bench.paper.claims import CLAIMS, Claim, verdict
-from bench.paths import Output, file_kind
+from bench.paths import ModelRun, Output, file_kind
+from bench.runs import ablation_runs
 from bench.tables.base import Table, certification_outcomes, enabled_tables, get_table, read_rows, register_table
 
 __all__ = ["Claims"]
@@ -37,21 +38,28 @@ class Claims(Table):
         return sorted({c.table for c in CLAIMS.values()} & enabled)
 
     def inputs(self, config, arch_of=None):
-        return sorted({p for t in self._tables(config) for p in get_table(t).inputs(config, arch_of)
-                       if file_kind(p) != "certify"})  # per-input files and attack results
+        found = {p for t in self._tables(config) if t != "ablation" for p in get_table(t).inputs(config, arch_of)
+                 if file_kind(p) != "certify"}  # per-input files and attack results
+        if "ablation" in self._tables(config):  # Figure 2's models: their Table 1 inputs and AutoAttack
+            found |= {ModelRun.of(config, r).output(*o) for r in ablation_runs(config)
+                      for o in (("certify_inputs", "table1"), ("attack", "AutoAttack"))}
+        return sorted(found)
 
     def build(self, paths, config):
         reference = config.get("paper_reference", {})
         by_table: dict[str, list[str]] = {}
         for p in paths:
             out = Output.parse(p)
-            by_table.setdefault(out.name if out.kind == "certify_inputs" else "table3", []).append(p)
+            table = "ablation" if out.model.ablation else out.name if out.kind == "certify_inputs" else "table3"
+            by_table.setdefault(table, []).append(p)
         outcomes = {t: self._certified(t, ps) for t, ps in by_table.items() if t in SETTING_KEYS}
         attacks = self._attacked(by_table.get("table3", []))
         rows = []
         for claim in CLAIMS.values():
             if claim.table == "table3":
                 rows += self._judge_attack(claim, attacks, reference)
+            elif claim.table == "ablation":
+                rows += self._judge_ablation(claim, self._ablated(by_table.get("ablation", [])), reference)
             elif claim.table in outcomes:
                 rows += self._judge(claim, outcomes[claim.table], reference)
         return pd.DataFrame(rows)
@@ -112,6 +120,41 @@ class Claims(Table):
             row = self._row(claim, dataset, procedure, reference)
             same = row["paper_dataset"] == dataset  # the paper's effect size is a yardstick on its own dataset only
             rows.append({**row, **verdict(claim, ours, other, row["paper_effect"] if same else None)})
+        return rows
+
+    @staticmethod
+    def _ablated(paths: list[str]) -> dict[tuple, dict[int, np.ndarray]]:
+        """(dataset, procedure, metric, method, hparam, value) -> {seed: per-input outcomes} of the
+        ablation's models (procedure None for AutoAttack, whose rule is one: the method's own)."""
+        found: dict[tuple, dict[int, np.ndarray]] = {}
+        for p in paths:
+            model = Output.parse(p).model
+            ident = (model.method, model.hparam, float(model.value))
+            if file_kind(p) == "certify_inputs":
+                for (_m, dataset, _a, seed, procedure, metric), hits in certification_outcomes(
+                        [p], ["standard_accuracy", "certified_robust_accuracy"], []).items():
+                    found.setdefault((dataset, procedure, metric, *ident), {})[int(seed)] = hits
+            else:
+                for r in read_rows([p]):
+                    if "correct" in r:
+                        found.setdefault((r["dataset"], None, "defence_success_rate", *ident), {})[int(r["seed"])] = \
+                            np.asarray(r["correct"], dtype=bool)
+        return found
+
+    def _judge_ablation(self, claim: Claim, ablated: dict, reference: dict) -> list[dict]:
+        """The method's model at the claim's first value against its model at the second, on the
+        same inputs and seeds (no paper effect: Figure 2 gives no numbers to read)."""
+        hparam, first, second = claim.ablated
+        rows = []
+        for (dataset, procedure, metric, method, h, value), ours in ablated.items():
+            if (method, h, metric, value) != (claim.method, hparam, claim.metric, first):
+                continue
+            other = ablated.get((dataset, procedure, metric, method, h, second))
+            if other is None:
+                continue
+            row = {**self._row(claim, dataset, procedure, reference), "method": f"{method} {h}={first:g}",
+                   "other": f"{method} {h}={second:g}", "paper_effect": None}
+            rows.append({**row, **verdict(claim, ours, other, None)})
         return rows
 
     def _judge_attack(self, claim: Claim, attacks: dict, reference: dict) -> list[dict]:
