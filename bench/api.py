@@ -4,7 +4,11 @@
   batched: :func:`bench.certification.engine.certify_many`) and the table's three metrics with exact 95 %
   Clopper–Pearson intervals (:func:`bench.stats.clopper_pearson`);
 - :func:`attack`: robust accuracy under a Table 9 attack or AutoAttack (:mod:`bench.evaluation.attacks`),
-  or an adaptive attack on a method's vote (:mod:`bench.evaluation.adaptive`), with its interval.
+  or an adaptive attack on a method's vote (:mod:`bench.evaluation.adaptive`), with its interval,
+  and a progress bar over its batches (tqdm, on stderr);
+- :func:`load_split`: a dataset split as tensors (:func:`bench.data.load_split`), kept under the
+  API's data root (:func:`default_data_root`: ``$BENCH_DATA``, else a user cache directory, never
+  the working directory).
 
 Conventions, the benchmark's own: images are float tensors N×C×H×W with values in [0,1] (or a
 :class:`bench.data.Split`); normalisation (mean/std) belongs inside the model, because vicinities
@@ -17,23 +21,27 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from bench.certification.engine import CertifyConfig, certify_many, check_predictions, classifier, validate_num_classes
 from bench.certification.metrics import per_input
 from bench.certification.vicinity import Vicinity, parse_vicinity
-from bench.data import Split
+from bench.data import Split, default_root
 from bench.stats import LEVEL, clopper_pearson
 
-__all__ = ["AttackResult", "Certificate", "attack", "certify", "check_images", "check_labels"]
+__all__ = ["AttackResult", "Certificate", "attack", "certify", "check_images", "check_labels", "default_data_root",
+           "load_split"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,34 @@ class AttackResult:
     def robust_accuracy(self) -> float:
         """Percent of inputs the attack did not break (right on both), the interval's centre."""
         return float(self.metrics.at["robust_accuracy", "percent"])
+
+
+def default_data_root() -> Path:
+    """Where :func:`load_split` keeps datasets when given no root: ``$BENCH_DATA`` if set (the
+    documented data root, :func:`bench.data.default_root`), else the user's cache directory,
+    ``$XDG_CACHE_HOME/cpr-bench/data`` (``~/.cache/cpr-bench/data`` when that is unset or not an
+    absolute path, as the XDG specification says).
+
+    Not ``./data``, the command line's and the demo's default: a script that uses the API runs
+    from anywhere, and would leave a copy of every dataset in each folder it was run from. The
+    DAG is unaffected: it passes its config's ``data.root``.
+    """
+    if os.environ.get("BENCH_DATA"):
+        return default_root()
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(cache) if cache and Path(cache).is_absolute() else Path.home() / ".cache"
+    return base / "cpr-bench" / "data"
+
+
+def load_split(name: str, split: str, root: str | Path | None = None, *, subset_per_class: int | None = None,
+               seed: int = 0, download: bool = True, verify_checksums: bool = True) -> Split:
+    """:func:`bench.data.load_split` (one split of dataset ``name`` as float tensors in [0,1],
+    ``subset_per_class`` images of each class, the paper's seeded 8:2 train/validation cut), with
+    the API's data root, :func:`default_data_root`, when ``root`` is None."""
+    from bench.data import load_split as load
+
+    return load(name, split, default_data_root() if root is None else root, subset_per_class=subset_per_class,
+                seed=seed, download=download, verify_checksums=verify_checksums)
 
 
 def check_images(images: object, model: object = None) -> torch.Tensor:
@@ -197,7 +233,7 @@ def attack(model: nn.Module, images: torch.Tensor | Split, labels: object = None
            eps: float = 8 / 255, seed: int = 0, batch_size: int = 256, num_classes: int | None = None, *,
            predict: Callable[[torch.Tensor], torch.Tensor] | None = None, method: Any = None,
            steps: int = 10, eot_iter: int = 2, vote_samples: int = 8, autoattack_steps: int = 100,
-           square_queries: int = 5000) -> AttackResult:
+           square_queries: int = 5000, progress: bool = True) -> AttackResult:
     """Attack each image within the L∞ ball of radius ``eps`` (pixel units of [0,1] images) and
     score the prediction on the result: the robust accuracy with its exact 95 % interval.
 
@@ -208,7 +244,8 @@ def attack(model: nn.Module, images: torch.Tensor | Split, labels: object = None
     batches of ``batch_size``, after ``torch.manual_seed(seed)``; they are scored by ``predict``
     if given (e.g. your own vote: the paper's protocol), else by ``method.predict``, else by the
     argmax. An input counts as robust if it is right both clean and attacked (the clean image
-    lies in its own ball), so robust accuracy <= clean accuracy.
+    lies in its own ball), so robust accuracy <= clean accuracy. ``progress``: a tqdm bar on
+    stderr over the images, advanced batch by batch (AutoAttack runs minutes per batch).
     """
     from bench.evaluation.adaptive import make_adaptive_attack
     from bench.evaluation.attacks import AttackBudget, autoattack, autoattack_settings, make_attack
@@ -245,14 +282,16 @@ def attack(model: nn.Module, images: torch.Tensor | Split, labels: object = None
         (lambda x: method.predict(model, x)) if method is not None else classifier(model))
     torch.manual_seed(seed)
     start, clean, adv, moved = time.perf_counter(), [], [], []
-    for s in range(0, len(images), batch_size):
-        x, y = images[s:s + batch_size], labels[s:s + batch_size]
-        index = torch.arange(s, s + len(x))
-        x_adv = atk(x, y)
-        for out, batch, what in ((clean, x, "clean"), (adv, x_adv, "attacked")):
-            out.append(rule(batch))
-            check_predictions(out[-1], k, f"predict ({what} images)", index)
-        moved.append((x_adv - x).abs().flatten(1).amax(1).detach())
+    with tqdm(total=len(images), desc=f"attack[{attack}]", unit="image", disable=not progress, leave=False) as bar:
+        for s in range(0, len(images), batch_size):
+            x, y = images[s:s + batch_size], labels[s:s + batch_size]
+            index = torch.arange(s, s + len(x))
+            x_adv = atk(x, y)
+            for out, batch, what in ((clean, x, "clean"), (adv, x_adv, "attacked")):
+                out.append(rule(batch))
+                check_predictions(out[-1], k, f"predict ({what} images)", index)
+            moved.append((x_adv - x).abs().flatten(1).amax(1).detach())
+            bar.update(len(x))
     label = labels.cpu().numpy()
     clean_pred, adv_pred = torch.cat(clean).cpu().numpy(), torch.cat(adv).cpu().numpy()
     frame = pd.DataFrame({"label": label, "clean_prediction": clean_pred, "adversarial_prediction": adv_pred,

@@ -43,9 +43,10 @@ def interval(k: int, n: int) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_the_documented_example_runs_as_written(monkeypatch, capsys):
-    monkeypatch.chdir(ROOT)  # load_split's default root is ./data
+def test_the_documented_example_runs_as_written(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(ROOT)
     monkeypatch.delenv("BENCH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # bench.api's data root: never the user's
     namespace: dict = {}
     exec(compile(doc_code(), str(DOC), "exec"), namespace)
     out = capsys.readouterr().out
@@ -242,6 +243,10 @@ def test_the_cli_certifies_a_model_from_user_code(tmp_path, capsys):
     assert len(metrics) == 3 and (metrics["inputs"] == 10).all()
     assert len(pd.read_csv(tmp_path / "out" / "certificates.csv")) == 10
     save_file({"0.weight": torch.zeros(3, 3)}, str(tmp_path / "bad.safetensors"))
-    with pytest.raises(ValueError, match="does not fit: missing keys: 1.bias, 1.weight"):
+    with pytest.raises(SystemExit) as stop:  # one line, the traceback behind --debug (tests/test_user_errors.py)
         main(["certify", "--model", f"{tmp_path / 'my_model.py'}:build", "--weights", str(tmp_path / "bad.safetensors"),
               "--per-class", "1"])
+    assert stop.value.code == 1 and "does not fit: missing keys: 1.bias, 1.weight" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="does not fit: missing keys: 1.bias, 1.weight"):
+        main(["--debug", "certify", "--model", f"{tmp_path / 'my_model.py'}:build", "--weights",
+              str(tmp_path / "bad.safetensors"), "--per-class", "1"])

@@ -32,6 +32,8 @@ per input, shared by every setting that certifies it.
 Bad model outputs are refused, never certified: the clean predictions, every drawn batch and
 the candidate are checked by :func:`bench.certification.streams.check_predictions` (and the logits by
 :func:`bench.certification.streams.classifier`); each error names the input and the offending value.
+So are vicinity samples outside the image range [0, 1] (:func:`bench.certification.streams.check_samples`,
+one min/max per forward batch): the error names the vicinity and the range it drew.
 """
 from __future__ import annotations
 
@@ -316,7 +318,10 @@ def certify_many(
     Refused with a ValueError before any sampling: no configs, a bad config or ``num_classes``
     (< 2, see :class:`Certifier`), ``images`` that are not a non-empty N×C×H×W tensor. The clean
     predictions and every batch of sampled ones must be integer classes in [0, num_classes)
-    (:func:`check_predictions`); the error names the input's index in ``images``.
+    (:func:`check_predictions`); the error names the input's index in ``images``. Every batch of
+    vicinity samples must lie in [0, 1], up to float rounding
+    (:func:`bench.certification.streams.check_samples`); the error names the vicinity and the
+    range it drew.
     """
     if not configs:
         raise ValueError("certify_many needs at least one CertifyConfig")

@@ -5,6 +5,8 @@ vicinity (:mod:`bench.certification.engine` runs the tests on them).
   :func:`check_predictions` refuses any batch of predictions that is not integer classes in
   [0, num_classes) (an out-of-range class, or −1, would be certified by the valid tests, which
   only count hits of the candidate);
+- :func:`check_samples` refuses vicinity samples outside the image range [0, 1] (a custom
+  vicinity that forgets to clamp would otherwise be certified on inputs that are no images);
 - :class:`SampleTape` draws each input's stream of vicinity samples in chunks of :data:`CHUNK`,
   chunk ``c`` of input ``k`` from its own seed (:func:`chunk_seed`), predicts them once and
   replays them to every certification setting that reads the input: on one device the stream
@@ -21,7 +23,8 @@ import torch
 
 from bench.certification.vicinity import Vicinity
 
-__all__ = ["CHUNK", "Draw", "SampleTape", "check_predictions", "chunk_seed", "classifier", "default_batch_size"]
+__all__ = ["CHUNK", "SAMPLE_TOLERANCE", "Draw", "SampleTape", "check_predictions", "check_samples", "chunk_seed",
+           "classifier", "default_batch_size"]
 
 #: ``draw(inputs, sizes)`` returns the predicted classes of ``sizes[i]`` fresh vicinity samples
 #: of input ``inputs[i]``, concatenated in that order (a 1-D long tensor of length sizes.sum()).
@@ -57,6 +60,37 @@ def check_predictions(preds: object, num_classes: int, source: str, inputs: torc
                                                            torch.tensor([j]), right=True)[0])
         raise ValueError(f"{source} returned class {int(preds[j])} for input {int(inputs[i])}; "
                          f"classes must lie in [0, {num_classes}) (num_classes = {num_classes})")
+
+
+#: how far outside [0, 1] a vicinity sample may lie before :func:`check_samples` refuses it: room
+#: for float rounding in a sampler's arithmetic, far below one grey level (1/255)
+SAMPLE_TOLERANCE = 1e-6
+
+
+def check_samples(samples: torch.Tensor, vicinity: object, tolerance: float = SAMPLE_TOLERANCE) -> None:
+    """Refuse a batch of vicinity samples with a value outside [−tolerance, 1 + tolerance] (or NaN).
+
+    Every vicinity is a set of images, and images are pixels in [0, 1] (the built-in samplers
+    clamp to it). A sampler that leaves the range, say a custom one that adds noise without
+    clamping, shows the model inputs that are no image of the vicinity, and a certificate on
+    them says nothing about B(x); a model that saturates out there would be certified
+    everywhere. The check is one min/max reduction over the batch about to be forwarded (one
+    device sync, beside the one of the logits' finiteness check). The ValueError names the
+    vicinity (its class and spec) and the observed range.
+    """
+    if samples.numel() == 0:
+        return
+    # flattened: torch.aminmax over all dims of a 4-D tensor takes a slow path (about 50x on the CPU)
+    low, high = torch.stack(torch.aminmax(samples.detach().reshape(-1))).float().tolist()
+    if low >= -tolerance and high <= 1.0 + tolerance:  # False for NaN too
+        return
+    spec = getattr(vicinity, "spec", "")
+    name = type(vicinity).__name__ + (f" '{spec}'" if spec else "")
+    raise ValueError(f"vicinity {name} drew samples outside the image range [0, 1]: min {low:.6g}, max "
+                     f"{high:.6g} (tolerance {tolerance:g}). Vicinity samples are images with pixels in "
+                     f"[0, 1], as the model's inputs are; a certificate on samples outside it says nothing "
+                     f"about the vicinity. Clamp the samples to [0, 1] in the sampler (the built-in "
+                     f"vicinities end with .clamp_(0.0, 1.0))")
 
 
 def classifier(model: torch.nn.Module, precision=None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -152,7 +186,8 @@ class SampleTape:
         """``num_classes``: if given, every batch ``predict`` returns is checked to be integer
         classes in [0, num_classes) (:func:`check_predictions`, naming the index of the image
         in ``images``) before it is stored; if None, only that it fits the int16 stream.
-        ``batch_size``: images per forward (whole chunks when it holds one or more)."""
+        ``batch_size``: images per forward (whole chunks when it holds one or more). Every batch
+        of samples is checked to lie in [0, 1] (:func:`check_samples`) before it is predicted."""
         self.predict, self.images, self.vicinity, self.batch_size = predict, images, vicinity, batch_size
         self.chunks_per_batch = max(1, batch_size // CHUNK)
         self.seed, self.first_index, self.num_classes = int(seed), int(first_index), num_classes
@@ -195,6 +230,8 @@ class SampleTape:
             # the per-chunk arithmetic cost more than the draw: reports/bench/certify_tape.csv)
             owners = torch.tensor([i for i, _ in part])
             batch = self._apply(self.images[owners.to(self.images.device)], torch.cat(noise)).flatten(0, 1)
+            # before any prediction: samples outside [0, 1] would be certified like any others
+            check_samples(batch, self.vicinity)
             # a batch_size under one chunk still bounds each forward
             preds = torch.cat([self.predict(batch[j : j + self.batch_size])
                                for j in range(0, len(batch), self.batch_size)])

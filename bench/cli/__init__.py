@@ -14,6 +14,9 @@
   it still runs, and moving corrupt result files aside so that their jobs rerun.
 
 One module per command (``bench/cli/<command>.py``); this one builds the parser and dispatches.
+An error in what was given (a missing file, bad weights, a model that raises, a bad setting)
+prints one line, ``bench: <message>``, and exits with status 1; ``--debug`` (before or after the
+command) shows the full traceback instead.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import logging
 from pathlib import Path
 
 from bench import data as bdata
-from bench.cli.certify import cmd_certify
+from bench.cli.certify import PROCEDURE_NOTES, cmd_certify
 from bench.cli.demo import cmd_demo
 from bench.cli.fetch import cmd_fetch
 from bench.cli.info import cmd_methods, cmd_params
@@ -30,15 +33,29 @@ from bench.cli.plan import cmd_plan
 from bench.cli.run import cmd_run, snakemake_env
 from bench.models import MODELS
 
-__all__ = ["build_parser", "main", "snakemake_env"]
+__all__ = ["build_parser", "error_line", "expected_errors", "main", "snakemake_env"]
 
 log = logging.getLogger("bench")
 
 
+_DEBUG_HELP = "on an error, show the full traceback instead of one line"
+
+_CERTIFY_DESCRIPTION = (
+    "Certify any nn.Module from your code: --model module:name or file.py:name (a module, or a callable "
+    "returning one), optionally --weights (a safetensors state dict; a pickled .pt/.pth is refused with "
+    "the two lines that convert it). An input x is certified when a sequential test at level α (--alpha) "
+    "accepts that more than a 1−κ share (--kappa) of its vicinity B(x) (--vicinity) gets the class the "
+    "model gives x. Procedures (--procedure): "
+    + "; ".join(f"{name}: {note}" for name, note in PROCEDURE_NOTES.items())
+    + ". The output states the vicinity, κ, α and the procedure used.")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command but ``run``'s arguments (they go to Snakemake as given)."""
     p = argparse.ArgumentParser(prog="bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="train a small model offline and certify it")
@@ -83,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--root", type=Path, default=None, help="with NAME: data root (default $BENCH_DATA or ./data)")
     f.set_defaults(func=cmd_fetch)
     c = sub.add_parser("certify", help="certify your own model (bench.api.certify) on a dataset split",
-                       description="Certify any nn.Module from your code: --model module:name or file.py:name "
-                                   "(a module, or a callable returning one), optionally --weights (safetensors).")
+                       description=_CERTIFY_DESCRIPTION)
     c.add_argument("--model", required=True, help="module:name or path/to/file.py:name")
     c.add_argument("--weights", type=Path, default=None, help="a safetensors state dict for the model")
     c.add_argument("--dataset", default="fashion_mnist", choices=list(bdata.DATASETS))
@@ -92,10 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--per-class", type=int, default=10, help="images per class (default 10; 0: the whole split)")
     c.add_argument("--root", type=Path, default=None, help="data root (default $BENCH_DATA or ./data)")
     c.add_argument("--vicinity", default="linf:0.1", help="e.g. linf:0.1 (pixel units of [0,1] images), rotate:35")
-    c.add_argument("--kappa", type=float, default=0.01)
-    c.add_argument("--alpha", type=float, default=0.01)
+    c.add_argument("--kappa", type=float, default=0.01,
+                   help="κ: the share of the vicinity that may get another class (default 0.01)")
+    c.add_argument("--alpha", type=float, default=0.01,
+                   help="α: the test's level, the most often a non-robust input may be certified (default 0.01)")
     c.add_argument("--procedure", default="mixture", choices=["paper", "mixture", "sprt"],
-                   help="mixture (default) and sprt are valid sequential tests; paper is the paper's procedure")
+                   help="mixture (default) and sprt are valid sequential tests at level α; paper is the "
+                        "paper's procedure, which is not a valid sequential test at the stated α")
     c.add_argument("--budget", type=int, default=20_000)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", type=Path, default=None, help="write certificates.csv and metrics.csv here")
@@ -118,18 +137,53 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the DAG, recovering from a killed run (arguments go to snakemake)")
     r.add_argument("snakemake_args", nargs=argparse.REMAINDER, help="e.g. --cores 2 reports/table1.csv")
     r.set_defaults(func=cmd_run)
+    # --debug after the command too (`bench certify ... --debug`); SUPPRESS keeps the one given before it
+    for command in (d, m, me, f, c, pl):
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return p
 
 
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The errors that what a user gives causes (files, weights, settings, their own code), which
+    ``main`` prints as one line: OSError (FileNotFoundError, a dataset not found), ValueError
+    (bench's checks), ImportError (ModuleNotFoundError), RuntimeError (torch: a state dict that
+    does not load, a forward that fails, out of memory), TypeError and safetensors' errors."""
+    from safetensors import SafetensorError  # here: only an error being reported needs it
+
+    return (OSError, ValueError, ImportError, RuntimeError, TypeError, SafetensorError)
+
+
+def error_line(error: BaseException) -> str:
+    """What ``main`` prints for an expected error: ``bench: <message>`` and how to see the
+    traceback (after a message of several lines, such as the conversion of a pickle, on a line
+    of its own). bench's own errors (ValueError, OSError, and any raised ``from`` another, whose
+    message names the cause) read as they are; the others, mostly raised by torch or a user's
+    code, are prefixed by their type, which says what went wrong."""
+    message = str(error) or type(error).__name__
+    if not isinstance(error, (ValueError, OSError)) and error.__cause__ is None:
+        message = f"{type(error).__name__}: {message}"
+    hint = "(--debug shows the traceback)"
+    return f"bench: {message}" + (f"\n{hint}" if "\n" in message else f" {hint}")
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` (default: the command line) and run its command. An expected error
+    (:func:`expected_errors`) prints :func:`error_line` on stderr and exits with status 1, unless
+    ``--debug`` was given: then it propagates with its traceback. Any other error propagates."""
     import sys
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["run"] and argv[1:2] not in (["-h"], ["--help"]):
         # everything after `run` belongs to snakemake, options included
-        args = argparse.Namespace(verbose=False, func=cmd_run, snakemake_args=argv[1:])
+        args = argparse.Namespace(verbose=False, debug=False, func=cmd_run, snakemake_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    args.func(args)
+    try:
+        args.func(args)
+    except Exception as error:
+        if args.debug or not isinstance(error, expected_errors()):
+            raise
+        print(error_line(error), file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
