@@ -7,7 +7,7 @@ sequential tests, Algorithm 2) → :mod:`bench.training` (methods and the loop) 
 :mod:`bench.evaluation` (attacks, audit, native certificates) → :mod:`bench.runs` (the models a
 config asks for) → :mod:`bench.tables` (aggregation) → :mod:`bench.workflow` (the DAG) →
 :mod:`bench.jobs` (what a rule runs) → :mod:`bench.report`; :mod:`bench.api` and
-:mod:`bench.cli` on top. Below them all, modules that import nothing of ``bench``:
+:mod:`bench.cli` on top. Below them all, the foundations, which import nothing of ``bench`` but each other:
 :mod:`bench.io`, :mod:`bench.paths`, :mod:`bench.registry`, :mod:`bench.stats`, and
 :mod:`bench.paper` (the paper's tables and claims).
 """

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from bench.data import dataset_info
 from bench.paper import any_architecture
 from bench.training import available_methods, get_method, shape_group
-from bench.training.external import external_models
+from bench.training.external import arch_name, external_models
 from bench.training.voting import voted
 
 __all__ = ["ArchOf", "PAPER_ARCH", "ablation_runs", "attack_names", "best_arch", "candidate_runs", "methods",
@@ -57,9 +57,9 @@ def best_arch(method: str, dataset: str, config: dict | None = None) -> str:
     if config is not None and method in voted(config):  # its method's model
         return best_arch(voted(config)[method], dataset, config)
     if config is not None and method in external_models(config):
-        return str(external_models(config)[method]["arch"]).replace("timm:", "timm-")
+        return arch_name(external_models(config)[method]["arch"])  # a path component: no colon, no '/'
     if config is not None and str(config.get("arch", "paper")).startswith("timm:"):
-        return "timm-" + config["arch"][len("timm:"):]  # a path component: no colon
+        return arch_name(config["arch"])
     group = PAPER_ARCH[shape_group(dataset_info(dataset))]
     declared = get_method(method).architectures
     arch = group.get(method, group["default"])
@@ -73,23 +73,31 @@ def candidate_runs(config: dict) -> list[dict]:
             for a in get_method(m).architectures for s in config["seeds"]]
 
 
-def runs(config: dict, arch_of: ArchOf | None = None) -> list[dict]:
-    """One dict per reported training run: dataset, method, arch, seed.
+def runs(config: dict, arch_of: ArchOf | None = None, votes: bool = True) -> list[dict]:
+    """One dict per reported model: dataset, method, arch, seed.
 
     ``arch_of(dataset, method, seed)`` gives the architecture; it is required with
     ``arch: sweep`` (the Snakefile passes the checkpoint's choice) and defaults to the paper's.
+    ``votes``: with the vote methods of ``vote:`` (one per run of its method: the same model),
+    which the attack tables score; the certification tables leave them out (their certificates
+    are their methods').
     """
     if config.get("arch", "paper") == "sweep" and arch_of is None:
         raise ValueError("arch: sweep needs the selected architectures (arch_of); they exist only after "
                          "the select_arch checkpoint has run")
     arch_of = arch_of or (lambda d, m, s: best_arch(m, d, config))
-    external, votes = external_models(config), voted(config)
-    # a vote method's model is its method's (bench.training.voting): the same architecture
-    trained = [{"dataset": d, "method": m, "arch": arch_of(d, votes.get(m, m), s), "seed": s}
-               for d in config["datasets"] for m in methods(config) if m not in external for s in config["seeds"]]
+    external, derived = external_models(config), voted(config)
+    trained = [{"dataset": d, "method": m, "arch": arch_of(d, m, s), "seed": s}
+               for d in config["datasets"] for m in methods(config) if m not in external and m not in derived
+               for s in config["seeds"]]
     # an external checkpoint is one model of one dataset: seed 0 names it
-    return trained + [{"dataset": e["dataset"], "method": k, "arch": best_arch(k, e["dataset"], config), "seed": 0}
-                      for k, e in external.items() if e["dataset"] in config["datasets"]]
+    found = trained + [{"dataset": e["dataset"], "method": k, "arch": best_arch(k, e["dataset"], config), "seed": 0}
+                       for k, e in external.items() if e["dataset"] in config["datasets"]]
+    if not votes:
+        return found
+    # a vote method's models are its method's (bench.training.voting): one per run of it
+    sources = {m: key for key, m in derived.items()}
+    return found + [{**r, "method": sources[r["method"]]} for r in found if r["method"] in sources]
 
 
 def ablation_runs(config: dict) -> list[dict]:

@@ -83,7 +83,17 @@ def table_inputs(wildcards):
 
 
 def run_logs(wildcards=None):
-    return [ModelRun.of(config, r).output("log") for r in plan.runs(config, arch_of)]
+    return [ModelRun.of(config, r).output("log") for r in plan.runs(config, arch_of, votes=False)]
+
+
+def _copied_model(path):
+    """Whether ``path`` is the model of a vote method (config vote:) or an external one (models:),
+    which a local job copies: no benchmarked job wrote it."""
+    try:
+        out = Output.parse(path)
+    except ValueError:  # not a model's output (a sweep's arch.json, say)
+        return False
+    return out.kind == "model" and (out.model.method in plan.voted(config) or out.model.method in plan.external_models(config))
 
 
 def job_benchmarks(wildcards=None):
@@ -91,9 +101,8 @@ def job_benchmarks(wildcards=None):
     outputs = [ModelRun.of(config, r).output("model") for r in plan.runs(config, arch_of)
                if r["method"] not in plan.external_models(config) and r["method"] not in plan.voted(config)]
     # an import or a vote method's model is no benchmarked job
-    for key in ENABLED:  # a vote method's model is no job's benchmarked output (its vote job is local)
-        outputs += [o for o in get_table(key).inputs(config, arch_of)
-                    if not (Output.parse(o).kind == "model" and Output.parse(o).model.method in plan.voted(config))]
+    for key in ENABLED:  # a vote or external model is no job's benchmarked output (its job is local)
+        outputs += [o for o in get_table(key).inputs(config, arch_of) if not _copied_model(o)]
     outputs += [ModelRun.of(config, r).output("model") for r in plan.ablation_runs(config)]
     if SWEEP:
         outputs += [ModelRun.of(config, r).output(kind) for r in plan.candidate_runs(config)

@@ -1,4 +1,4 @@
-"""Snakemake job: Figure 2 from reports/ablation.csv (bench.report.html.figure2)."""
+"""Snakemake job: Figure 2 from reports/ablation.csv (bench.report.figures.figure2)."""
 from bench.report.figures import figure2
 
 smk = snakemake  # noqa: F821 (injected by Snakemake)

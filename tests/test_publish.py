@@ -33,9 +33,12 @@ def test_copies_from_before_the_stamp_are_removed_and_other_files_kept(tmp_path)
     old = _run_folder(top, "old", ["table3.csv"])
     (top / "table3.csv").write_text("old table3.csv\n")  # published before reports/RUN.json existed
     (top / "notes.txt").write_text("mine\n")  # a user's file with no namesake in any run folder
+    (top / "README.md").write_text("mine\n")
+    (old / "README.md").write_text("the run's\n")  # a namesake, but not a kind the publish rule writes
     new = _run_folder(top, "new", ["table1.csv"])
     publish(new / "table1.csv", top / "table1.csv", "new")
     assert not (top / "table3.csv").exists() and (top / "notes.txt").exists() and (old / "table3.csv").exists()
+    assert (top / "README.md").read_text() == "mine\n"
 
 
 def test_the_publish_jobs_of_one_run_side_by_side_keep_every_file(tmp_path):

@@ -24,7 +24,7 @@ from bench.data import staging
 
 
 def fake_download(record: Path, delay: float = 0.5):
-    """A stand-in for bench.data._download: logs the call, takes a while, writes tiny MNIST."""
+    """A stand-in for bench.data.staging.download: logs the call, takes a while, writes tiny MNIST."""
 
     def download(name, root, train, verify):
         with open(record, "a") as f:

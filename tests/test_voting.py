@@ -89,8 +89,8 @@ def test_the_vote_job_writes_the_methods_model_under_the_vote_methods_name(tmp_p
             "metrics": {"train_seconds": 3.0}, "provenance": {"code": {"engine": "abc"}}}
     model_file(source, "model").write_text(json.dumps(meta))
     out = tmp_path / "da_vote"
-    hparams = {"n_samples": 4, "vote_samples": VOTE_SAMPLES}
-    result = derive_vote_model(source, out, "da_vote", da_vote.name, hparams)
+    result = derive_vote_model(source, out, "da_vote", da_vote.name, 25)
+    hparams = {"n_samples": 4, "vote_samples": 25}  # what DA was trained with, and the vote's count
     assert model_file(out, "weights").read_bytes() == model_file(source, "weights").read_bytes()
     assert result["spec"]["method"] == "da_vote" and result["hparams"] == hparams
     assert result["method"]["voted_from"] == "da" and result["provenance"] == meta["provenance"]  # DA's training
@@ -99,13 +99,13 @@ def test_the_vote_job_writes_the_methods_model_under_the_vote_methods_name(tmp_p
     load_model(out)  # the hash it records is the copy's
     model_file(source, "weights").write_bytes(b"x")
     with pytest.raises(ValueError, match="does not match the hash"):
-        derive_vote_model(source, tmp_path / "again", "da_vote", da_vote.name, hparams)
+        derive_vote_model(source, tmp_path / "again", "da_vote", da_vote.name, 25)
 
 
 def test_one_config_line_plans_the_vote_beside_ours_with_the_adaptive_attacks(tmp_path):
     """``vote: [da]`` on the smoke config: one vote job per DA model reading DA's files (no
-    training of its own), and every job of ``ours`` also for ``da_vote``, the attacks on the vote
-    (adaptive, EOT) included."""
+    training of its own), and every attack of ``ours`` also for ``da_vote``, the attacks on the
+    vote (adaptive, EOT) included."""
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     path = tmp_path / "vote.yaml"
     path.write_text(yaml.safe_dump({**config, "vote": ["da"], "run": "vote"}))
@@ -120,5 +120,63 @@ def test_one_config_line_plans_the_vote_beside_ours_with_the_adaptive_attacks(tm
     def outputs(method):
         return sorted(p.split(f"/{method}/convnet/seed0/")[1] for j in jobs if rule(j) not in ("train", "vote_model") and "output=" in j
                       for p in j.split("output=")[1].split(" | ")[0].split(", ") if f"/{method}/convnet/seed0/" in p)
-    assert outputs("da_vote") == outputs("ours")
+    # the attacks of ours, none of its certifications (a vote method's certificates are its method's)
+    assert outputs("da_vote") == [o for o in outputs("ours") if o.startswith("attacks/")]
     assert "attacks/VoteEOTPGD.json" in outputs("da_vote") and "attacks/VoteEOTPGD.json" not in outputs("da")
+
+
+def test_the_vote_draws_as_many_samples_as_the_runs_own_vicinity_vote():
+    """The default config gives ours 25 votes: da_vote then votes with 25 (RS's Gaussian vote is
+    another rule and does not count); an override is the only hyperparameter it takes."""
+    config = {"methods": ["ours", "da", "rs"], "datasets": ["fashion_mnist"], "hparams": {"ours": {"vote_samples": 25}},
+              "vote": ["da"]}
+    register_votes(config)
+    try:
+        assert get_method("da_vote").resolve_hparams(dataset_info("fashion_mnist"))["vote_samples"] == 25
+        register_votes({**config, "hparams": {**config["hparams"], "da_vote": {"vote_samples": 7}}})
+        assert get_method("da_vote").resolve_hparams(dataset_info("fashion_mnist"), {"vote_samples": 7})["vote_samples"] == 7
+        with pytest.raises(ValueError, match="hparams.da_vote may set vote_samples only"):
+            register_votes({**config, "hparams": {"da_vote": {"n_samples": 3}}})
+        with pytest.raises(ValueError, match="'da' is not among the run's methods"):
+            register_votes({**config, "methods": ["ours"]})
+    finally:
+        METHODS.remove("da_vote")
+
+
+def test_a_job_of_a_vote_method_registers_it_from_the_config(tmp_path):
+    """Each job is a fresh process: its Context carries the config's vote: (bench.jobs.common)."""
+    from types import SimpleNamespace
+
+    from bench.jobs.common import Context
+
+    smk = SimpleNamespace(log=[], threads=1, resources=SimpleNamespace(), config={"vote": ["erm"]})
+    context = Context.of(smk)
+    assert context.votes == ("erm",)
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from bench.workflow.extensions import load_extensions\n"
+            "load_extensions({'plugins': [], 'models': [], 'vote': %r})\n"
+            "from bench.training import get_method; print(get_method('erm_vote').vote)") % (str(ROOT), list(context.votes))
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+def test_vote_runs_are_their_methods_runs_and_only_the_attack_tables_score_them():
+    from bench.runs import runs
+    from bench.workflow.estimate import load_config
+
+    config = {**load_config(ROOT / "config" / "smoke.yaml"), "vote": ["da"], "seeds": [0, 1]}
+    register_votes(config)
+    try:
+        every = runs(config)
+        da = [r for r in every if r["method"] == "da"]
+        assert [{**r, "method": "da"} for r in every if r["method"] == "da_vote"] == da and len(da) == 2
+        assert not [r for r in runs(config, votes=False) if r["method"] == "da_vote"]
+        from bench.tables import get_table
+
+        certified = {p for t in ("table1", "table2", "table4") for p in get_table(t).inputs(config)}
+        attacked = set(get_table("table3").inputs(config))
+        assert not [p for p in certified if "/da_vote/" in p] and [p for p in attacked if "/da_vote/" in p]
+    finally:
+        METHODS.remove("da_vote")

@@ -28,12 +28,12 @@ from bench import data as bdata
 from bench.cli.certify import PROCEDURE_NOTES, cmd_certify
 from bench.cli.demo import cmd_demo
 from bench.cli.fetch import cmd_fetch
-from bench.cli.info import cmd_methods, cmd_params
+from bench.cli.info import cmd_methods, cmd_params, parameter_table
 from bench.cli.plan import cmd_plan
 from bench.cli.run import cmd_run, snakemake_env
 from bench.models import MODELS
 
-__all__ = ["build_parser", "error_line", "expected_errors", "main", "snakemake_env"]
+__all__ = ["build_parser", "error_line", "expected_errors", "main", "parameter_table", "snakemake_env"]
 
 log = logging.getLogger("bench")
 

@@ -54,7 +54,7 @@ _LAZY = {
     "DEBIAN_FASHION_MNIST": "staging", "DatasetNotFoundError": "staging", "dataset_available": "staging",
     "is_synthetic": "staging", "SYNTHETIC_MARKER": "staging",
     "Split": "loading", "load_split": "loading", "stage": "loading", "split_indices": "loading",
-    "stratified_subset": "loading",
+    "stratified_subset": "loading", "TRAIN_FRACTION": "info",
     "DatasetLockTimeout": "lock", "dataset_lock": "lock",
 }
 

@@ -12,6 +12,7 @@ directly for each part:
 
 - :mod:`~bench.jobs.train`: one model (``model.json``, ``model.safetensors``, ``log.csv``);
 - :mod:`~bench.jobs.external`: the same files from an external checkpoint (config ``models:``);
+- :mod:`~bench.jobs.vote`: the same files for a vote method (config ``vote:``), its method's model;
 - :mod:`~bench.jobs.certify`: the certification settings of one table for one model
   (``<table>.json``: one row per setting; ``<table>_inputs.csv``: one row per input and setting);
 - :mod:`~bench.jobs.attack`: one attack (Table 9, AutoAttack, adaptive ``Vote*``, a masking check

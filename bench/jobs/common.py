@@ -49,7 +49,7 @@ def identity(s: dict) -> dict:
 class Context:
     """What a job runs under besides its settings and code: its log file, its threads, the
     activation-memory budget its forwards chunk to (a resource: chunked results are identical)
-    and the config's plugins and external models (loaded, not settings: a table plugin changes
+    and the config's plugins, external models and vote methods (loaded, not settings: a table plugin changes
     no result, and a plugin method's code is stamped in the job's ``code``)."""
 
     log: str | None = None
@@ -57,13 +57,15 @@ class Context:
     activation_memory_mb: int | str | None = None
     plugins: tuple[str, ...] = ()
     models: tuple[dict, ...] = ()
+    votes: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, smk) -> "Context":
         """The context of a Snakemake job (its ``log``, ``threads``, ``resources``, ``config``)."""
         return cls(log=smk.log[0] if smk.log else None, threads=int(smk.threads),
                    activation_memory_mb=getattr(smk.resources, "activation_memory_mb", None),
-                   plugins=tuple(smk.config.get("plugins", [])), models=tuple(smk.config.get("models") or []))
+                   plugins=tuple(smk.config.get("plugins", [])), models=tuple(smk.config.get("models") or []),
+                   votes=tuple(smk.config.get("vote") or []))
 
 
 class Job:
@@ -77,7 +79,7 @@ class Job:
         self.settings: dict[str, Any] = dict(settings)
         self.code: dict[str, str] = dict(code)
         self.context = context
-        load_extensions({"plugins": list(context.plugins), "models": list(context.models)})
+        load_extensions({"plugins": list(context.plugins), "models": list(context.models), "vote": list(context.votes)})
         self.device = resolve_device(self.settings.get("device"), require_gpu=int(self.settings.get("gpus", 0)) > 0)
         self.seed = int(self.settings["seed"])
         self.precision = Precision.of(self.settings.get("precision"), self.settings.get("channels_last"))

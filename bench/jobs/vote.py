@@ -18,9 +18,10 @@ __all__ = ["derive_vote_model", "run"]
 
 
 def derive_vote_model(source_dir: str | Path, out_dir: str | Path, method: str, name: str,
-                      hparams: dict, job_provenance: dict | None = None) -> dict:
+                      vote_samples: int, job_provenance: dict | None = None) -> dict:
     """Write ``model.safetensors``, ``model.json`` and ``log.csv`` of the derived vote method
-    ``method`` into ``out_dir`` from the finished run in ``source_dir``."""
+    ``method`` into ``out_dir`` from the finished run in ``source_dir``: its hyperparameters are
+    the ones the model was trained with, and the vote's ``vote_samples``."""
     source_dir, out = Path(source_dir), Path(out_dir)
     meta = json.loads(model_file(source_dir, "model").read_text())
     weights = model_file(source_dir, "weights")
@@ -29,7 +30,8 @@ def derive_vote_model(source_dir: str | Path, out_dir: str | Path, method: str, 
     out.mkdir(parents=True, exist_ok=True)
     atomic_path(model_file(out, "weights"), lambda tmp: shutil.copyfile(weights, tmp))
     model_file(out, "log").write_text("epoch,loss,train_accuracy,val_accuracy,seconds\n")  # its training is the source's
-    result = {**meta, "spec": {**meta["spec"], "method": method}, "hparams": hparams,
+    result = {**meta, "spec": {**meta["spec"], "method": method},
+              "hparams": {**meta["hparams"], "vote_samples": int(vote_samples)},
               "method": {"key": method, "name": name, "voted_from": meta["spec"]["method"]},
               "source": {"model": str(model_file(source_dir, "weights")), "sha256": meta["weights_sha256"]},
               **({"vote_job": job_provenance} if job_provenance is not None else {})}
@@ -45,4 +47,4 @@ def run(smk) -> None:
     s = job.settings
     cls = get_method(s["method"])
     derive_vote_model(Path(smk.input.weights).parent, Path(smk.output.model).parent, s["method"], cls.name,
-                      s["hparams"], job.provenance())
+                      s["hparams"]["vote_samples"], job.provenance())

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ __all__ = ["STAMP", "current_run", "publish"]
 
 #: the file naming the run whose reports the top level holds
 STAMP = "RUN.json"
+#: the names the publish rule writes (rules/report.smk): nothing else at the top is ever removed
+PUBLISHED = re.compile(r"[^/]+\.(csv|html|png|svg)")
 
 
 @contextlib.contextmanager
@@ -49,8 +52,9 @@ def publish(source: str | Path, target: str | Path, run: str) -> Path:
     """Copy ``source`` (a file of ``reports/<run>/``) to ``target`` (``reports/<file>``).
 
     When the top level holds another run's files, they are removed first, all of them (those its
-    stamp lists, or, with no stamp, every top-level file that has a namesake in a run's folder:
-    copies from before the stamp existed), so the top level holds one run's files only."""
+    stamp lists, or, with no stamp, every top-level table, page or figure that has a namesake in a
+    folder below: copies from before the stamp existed), so the top level holds one run's files
+    only; a file of another kind (a README) is never removed."""
     source, target = Path(source), Path(target)
     top = target.parent
     with _locked(top):
@@ -59,7 +63,7 @@ def publish(source: str | Path, target: str | Path, run: str) -> Path:
             if stamp is not None:
                 stale = [top / name for name in stamp["files"]]
             else:
-                stale = [f for f in top.iterdir() if f.is_file() and not f.name.startswith(".")
+                stale = [f for f in top.iterdir() if f.is_file() and PUBLISHED.fullmatch(f.name)
                          and any((d / f.name).is_file() for d in top.iterdir() if d.is_dir())]
             for path in stale:
                 if path.name != STAMP and path.parent == top:

@@ -156,7 +156,7 @@ class CertificationTable(Table):
 
     def inputs(self, config, arch_of=None):
         out = []
-        for r in runs(config, arch_of):
+        for r in runs(config, arch_of, votes=False):
             model = ModelRun.of(config, r)
             out += [model.output("certify", self.key), model.output("certify_inputs", self.key)]
         return out

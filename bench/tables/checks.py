@@ -20,7 +20,7 @@ class CertificateAudit(Table):
     compare, plain = False, True
 
     def inputs(self, config, arch_of=None):
-        return [ModelRun.of(config, r).output("audit") for r in runs(config, arch_of)]
+        return [ModelRun.of(config, r).output("audit") for r in runs(config, arch_of, votes=False)]
 
     def build(self, paths, config):
         df = pd.DataFrame(read_rows(paths))

@@ -22,7 +22,7 @@ class Table4(Table):
     compare, rate = False, False
 
     def inputs(self, config, arch_of=None):
-        return [ModelRun.of(config, r).output(*o) for r in runs(config, arch_of)
+        return [ModelRun.of(config, r).output(*o) for r in runs(config, arch_of, votes=False)
                 for o in (("model",), ("certify", "table1"))]
 
     def build(self, paths, config):

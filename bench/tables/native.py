@@ -20,7 +20,7 @@ class NativeCertificates(Table):
     compare, plain = False, True
 
     def inputs(self, config, arch_of=None):
-        return [ModelRun.of(config, r).output(*o) for r in runs(config, arch_of)
+        return [ModelRun.of(config, r).output(*o) for r in runs(config, arch_of, votes=False)
                 if get_method(r["method"]).native_certificate for o in (("native",), ("certify", "table1"))]
 
     def build(self, paths, config):

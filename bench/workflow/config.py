@@ -5,7 +5,8 @@ checks what the values mean, before Snakemake schedules a single job: that plugi
 methods exist, that hyperparameter overrides name hyperparameters and lie in the ranges their
 methods declare (:class:`bench.training.method.Range`: NaN, a negative weight or zero samples
 would only fail inside a job, or not at all), that architectures exist (a ``timm:<name>``
-misspelt, with timm's close names), that vicinity specs parse, that the certification budget can
+misspelt, with timm's close names; a ``models:`` entry's own ``FILE.py:FUNCTION`` builds a
+module that gives one logit per class), that vicinity specs parse, that the certification budget can
 certify at every (κ, α) the configured tables use, and so on.
 Every problem is collected and reported at once in a :class:`ConfigError`, one line each, in the
 form ``<key>: <value> <what is wrong>; allowed: <what is allowed>``, for example::
@@ -305,10 +306,53 @@ def _timm_problem(key: str, arch: str) -> list[str]:
             "allowed: timm:<name> for a name that timm.list_models() lists"]
 
 
+def _user_arch_problem(key: str, arch: str, dataset: Any) -> list[str]:
+    """A problem if the user architecture ``arch`` (``FILE.py:FUNCTION``, ``module:FUNCTION``)
+    does not build an ``nn.Module`` for ``dataset`` whose forward gives one row of logits per
+    image (no such file, module that does not import, no such function, not a module, a build or
+    a forward that raises, logits of another shape), else none. Built as the jobs build it, by
+    the builder :func:`bench.training.external.register` added to ``MODELS``."""
+    import torch
+
+    from bench.training.external import USER_FORMS, UserArchError, UserArchitecture, arch_name
+
+    builder = MODELS.get(arch_name(arch))
+    if not isinstance(builder, UserArchitecture) or builder.spec != arch:  # the models: block did not register it
+        builder = UserArchitecture(arch)
+    try:
+        if dataset not in DATASETS:  # no shape to build it for (the schema names the dataset): whether it loads
+            if builder.error is not None:
+                raise builder.error
+            return []
+        info = dataset_info(dataset)
+        with torch.random.fork_rng():  # the check draws no number of the process's generator
+            net = builder(info.channels, info.image_size, info.num_classes)
+    except UserArchError as error:
+        return [f"{key}: {_fmt(arch)} {error.why}; allowed: {USER_FORMS}"]
+    shape = "×".join(map(str, info.shape))
+    try:  # one image through it, so that a network the dataset's images cannot go through fails here
+        with torch.no_grad(), torch.random.fork_rng():
+            out = net.eval()(torch.zeros(1, *info.shape))
+    except Exception as error:  # the user's code: whatever it raises
+        return [f"{key}: {_fmt(arch)} builds a network that cannot take {dataset}'s {shape} images "
+                f"({type(error).__name__}: {error}); allowed: a network of {info.channels}×{shape} images to "
+                f"{info.num_classes} logits"]
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, info.num_classes):
+        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else f"of type {type(out).__name__}"
+        return [f"{key}: {_fmt(arch)} builds a network whose output for one {dataset} image is {got}, not "
+                f"(1, {info.num_classes}); allowed: a network returning one row of {info.num_classes} logits "
+                "per image"]
+    return []
+
+
 def _check_architectures(config: dict) -> list[str]:
     """Every architecture the config names exists: ``arch: timm:<name>`` and each ``models[i].arch``
-    (a registered architecture, or ``timm:<name>``), so that a misspelt name stops the DAG
-    instead of a train or import job."""
+    (a registered architecture, ``timm:<name>``, or the user's ``FILE.py:FUNCTION`` /
+    ``module:FUNCTION`` that builds an ``nn.Module`` for the entry's dataset:
+    :func:`_user_arch_problem`), so that a misspelt name stops the DAG instead of a train or
+    import job."""
+    from bench.training.external import UserArchitecture, is_user_arch
+
     problems = []
     arch = str(config.get("arch", "paper"))
     if arch.startswith(_TIMM):
@@ -317,11 +361,15 @@ def _check_architectures(config: dict) -> list[str]:
         arch = str(entry.get("arch", ""))
         if arch.startswith(_TIMM):
             problems += _timm_problem(f"models[{i}].arch", arch)
+        elif is_user_arch(arch):
+            problems += _user_arch_problem(f"models[{i}].arch", arch, entry.get("dataset"))
         elif arch not in MODELS:
-            close = difflib.get_close_matches(arch, list(MODELS), n=3)
+            # the registered ones, not the user architectures this process registered (their names are paths')
+            known = [k for k, builder in MODELS.items() if not isinstance(builder, UserArchitecture)]
+            close = difflib.get_close_matches(arch, known, n=3)
             hint = f" (close: {_listing(close)})" if close else ""
-            problems.append(f"models[{i}].arch: {_fmt(arch)} is not a registered architecture{hint}; "
-                            f"allowed: {_listing(MODELS)}, or timm:<name>")
+            problems.append(f"models[{i}].arch: {_fmt(arch)} is not a registered architecture{hint}; allowed: a "
+                            f"registered architecture ({_listing(known)}), your own FILE.py:FUNCTION, or timm:<name>")
     return problems
 
 

@@ -170,7 +170,9 @@ def _validation(config: dict, w, vic: dict[str, str], **extra: Any) -> dict:
 for _kind in (
     JobKind("train", ("bench.jobs.train",), ("model", "weights", "log"), uses_method=True, resources="train",
             settings=_train, cost="bench.workflow.passes:train_work", summary="one model per dataset, method, arch and seed"),
-    JobKind("import", ("bench.jobs.external",), ("model", "weights", "log"), resources=None, settings=_train,
+    # uses_method: an external model's class lives in its architecture's file when that is the user's
+    # (models: arch: FILE:FUNCTION): an edit of that file reruns the import, and all that reads it
+    JobKind("import", ("bench.jobs.external",), ("model", "weights", "log"), uses_method=True, resources=None, settings=_train,
             cost="bench.workflow.passes:import_work", summary="an external checkpoint (config models:) where training would be"),
     JobKind("vote", ("bench.jobs.vote",), ("model", "weights", "log"), resources=None, settings=_train,
             cost="bench.workflow.passes:import_work",
