@@ -46,3 +46,12 @@ def test_the_report_shows_the_recipes_of_the_run_s_shapes(tmp_path):
     assert "authors&#x27; code" in html or "authors' code" in html
     assert "<td>28x28</td>" in html and "<td>32x32</td>" not in html
     assert "n_samples" in html and "&quot;n_samples&quot;: 4" in html
+
+
+def test_the_run_line_counts_methods_not_the_models_a_claim_compares():
+    """Figure 2's claims compare "ours lam=1" with "ours lam=0": those are no methods of the run."""
+    from bench.report.html import _run_line
+
+    frames = {"table1": pd.DataFrame({"method": ["ours", "da"], "inputs": [20, 20]}),
+              "claims": pd.DataFrame({"method": ["ours lam=1", "ours"], "inputs": [20, 20]})}
+    assert "2 methods" in _run_line({"run": "r", "datasets": ["mnist"], "seeds": [0]}, frames)

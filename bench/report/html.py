@@ -250,7 +250,9 @@ def _flags_by_method(frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
 
 def _run_line(config: dict, frames: dict[str, pd.DataFrame]) -> str:
     """What the numbers below rest on: the run, its datasets and seeds, the methods, the test inputs per rate."""
-    methods = sorted({m for f in frames.values() if "method" in f for m in f["method"].dropna().astype(str)})
+    # the claims' rows name compared models, not methods ("ours lam=1": Figure 2's ablation)
+    methods = sorted({m for key, f in frames.items() if key != "claims" and "method" in f
+                      for m in f["method"].dropna().astype(str)})
     inputs = [int(n) for f in frames.values() if "inputs" in f for n in f["inputs"].dropna()]
     size = ("" if not inputs else f"; each rate over {min(inputs)} test inputs" if min(inputs) == max(inputs)
             else f"; each rate over {min(inputs)} to {max(inputs)} test inputs")
