@@ -56,3 +56,42 @@ def test_the_slug_is_githubs():
     assert slug("`ours` against DA") == "ours-against-da"
     assert slug("What it shows (`known_behaviours.csv`)") == "what-it-shows-known_behaviourscsv"
     assert slug("[Adding a method](x.md), *briefly*") == "adding-a-method-briefly"
+
+
+def test_the_readme_screenshot_shows_a_report_of_this_code():
+    """docs/report.png (the README's picture) was shot from a report that this code renders: the
+    stamp of the tables' and the page's code beside it is the current one."""
+    import json
+
+    from bench.report.screenshot import rendering_stamp
+
+    stamp = json.loads((ROOT / "docs" / "report.json").read_text())
+    assert stamp["rendering"] == rendering_stamp(), (
+        "docs/report.png shows a report that the current tables/page code no longer renders: "
+        "`make run`, then `python -m bench.report.screenshot reports/default/report.html`")
+
+
+def test_the_rendering_stamp_follows_code_not_docstrings(tmp_path):
+    from bench.report.screenshot import rendering_stamp
+
+    for name, text in (("report/html.py", '"""Doc."""\nX = 1\n'), ("tables/a.py", "Y = 2\n")):
+        (tmp_path / "bench" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "bench" / name).write_text(text)
+    before = rendering_stamp(tmp_path)
+    (tmp_path / "bench/report/html.py").write_text('"""Another doc."""\nX = 1  # a comment\n')
+    assert rendering_stamp(tmp_path) == before
+    (tmp_path / "bench/tables/a.py").write_text("Y = 3\n")
+    assert rendering_stamp(tmp_path) != before
+
+
+@pytest.mark.skipif(__import__("shutil").which("chromium") is None, reason="needs Debian's chromium")
+def test_the_screenshot_command_shoots_the_page(tmp_path):
+    from PIL import Image
+
+    from bench.report.screenshot import shoot
+
+    page = tmp_path / "page.html"
+    page.write_text('<html><body style="background:#c00"><h1>report</h1></body></html>')
+    shot = shoot(page, tmp_path / "shot.png", 400, 300)
+    with Image.open(shot) as image:
+        assert image.size == (400, 300) and image.getpixel((200, 250))[:3] == (204, 0, 0)

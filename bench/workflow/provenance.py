@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "code_stamp", "git_commit", "module_closure", "package_versions", "record"]
+__all__ = ["PACKAGES", "code_stamp", "executed_digest", "git_commit", "module_closure", "package_versions", "record"]
 
 #: the project's own top-level packages: their modules enter a stamp's closure
 PROJECT = ("bench", "methods")
@@ -79,6 +79,12 @@ def _analysed(source: bytes, filename: str = "<unknown>"
                 node.body = node.body[1:]  # ast.walk has already queued the old body: nothing is skipped
     digest = hashlib.sha256(ast.dump(tree, annotate_fields=True, include_attributes=False).encode()).digest()
     return digest, tuple(imports)
+
+
+def executed_digest(path: Path) -> bytes:
+    """The digest of what the Python file ``path`` executes (its syntax tree without docstrings:
+    :func:`_analysed`), the unit of every code stamp."""
+    return _analysed(path.read_bytes(), str(path))[0]
 
 
 def _imports(path: Path, module: str) -> set[str]:
