@@ -243,3 +243,24 @@ def test_a_multi_batch_attack_shows_its_progress_on_stderr(capsys):
     assert len(result.frame) == 5
     api.attack(Constant(), x, y, attack="FGSM", eps=0.1, batch_size=2, progress=False)
     assert "attack[" not in capsys.readouterr().err
+
+
+def test_the_demo_prints_a_table_a_terminal_can_show():
+    """One row per procedure, each metric with its interval, under 120 characters a line, and
+    what each procedure is (issue 25: the demo's table was 16 columns, about 330 characters)."""
+    import argparse
+
+    import pandas as pd
+
+    from bench.cli.demo import _readable
+
+    row = {"method": "ours", "vicinity": "linf:0.1", "kappa": 0.01, "alpha": 0.01, "inputs": 200, "mean_samples": 612.4}
+    metrics = {"standard_accuracy": (80.0, 73.8, 85.3), "certified_robustness_rate": (61.5, 54.4, 68.3),
+               "certified_robust_accuracy": (58.0, 50.8, 64.9)}
+    summary = pd.DataFrame([{**row, "procedure": p, **{m: v for m, (v, _, _) in metrics.items()},
+                             **{f"{m}_ci_low": lo for m, (_, lo, _) in metrics.items()},
+                             **{f"{m}_ci_high": hi for m, (_, _, hi) in metrics.items()}} for p in ("paper", "mixture")])
+    text = _readable(summary, argparse.Namespace(method="ours", dataset="fashion_mnist", vicinity="linf:0.1",
+                                                 kappa=0.01, alpha=0.01))
+    assert max(len(line) for line in text.splitlines()[:4]) < 120
+    assert "80.0 [73.8, 85.3]" in text and "NOT a valid" in text and "mixture: a valid sequential test" in text
