@@ -20,6 +20,21 @@ ROOT = Path(__file__).resolve().parent.parent
 FMNIST = dataset_info("fashion_mnist")
 
 
+@pytest.fixture(autouse=True)
+def _registries_as_they_were():
+    """Each test's user architectures and external methods leave the process's registries with
+    it (another test file counts MODELS: Table 7's \"any network\" is the registered ones)."""
+    from bench.models import MODELS
+    from bench.training import METHODS, available_methods
+
+    available_methods()  # the package's methods found first: they stay
+    before = [(registry, set(registry)) for registry in (MODELS, METHODS)]
+    yield
+    for registry, keys in before:
+        for key in set(registry) - keys:
+            registry.remove(key)
+
+
 def write_weights(path: Path, arch: str = "convnet", bare: bool = False) -> Path:
     torch.manual_seed(0)
     model = create_model(arch, FMNIST)

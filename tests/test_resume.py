@@ -11,6 +11,7 @@ import pytest
 from conftest import make_mnist_like
 
 import bench.jobs.attack as attack_job
+from bench.paths import ModelRun
 from bench.training import Method
 from bench.training.loop import TrainSpec, train
 
@@ -194,7 +195,8 @@ def test_a_grouped_certification_shares_streams_and_resumes_after_a_kill(model_d
     alone = {t: tmp_path / t for t in ("table1", "table2")}
     certify_job.run(certify_smk(model_dir, alone["table1"], block_inputs=None))
     certify_job.run(certify_smk(model_dir, alone["table2"], block_inputs=None, table="table2", settings=TABLE2))
-    out = tmp_path / "group"
+    # the grouped job names its outputs through the results layout (bench.paths.Output)
+    out = (tmp_path / ModelRun("t", "mnist", "ours", "convnet", 0).output("certify", "table1")).parent
     one, two = (certify_smk(model_dir, out, None), certify_smk(model_dir, out, None, "table2", TABLE2))
     settings = {"table1": one.params.settings, "table2": two.params.settings}
     group = Files(input=one.input, output=[str(out / f"{t}{s}") for t in settings for s in (".json", "_inputs.csv")],
