@@ -78,26 +78,44 @@ def test_a_checkpoint_that_does_not_fit_its_architecture_names_the_keys_and_shap
 
 def test_an_external_checkpoint_appears_in_the_tables_and_the_report(tmp_path):
     weights = write_weights(tmp_path / "external.safetensors")
+    user_net = write_user_net(tmp_path)  # and a checkpoint of the user's own architecture
+    torch.manual_seed(0)
+    from bench.training.plugins import load_plugin
+
+    net = load_plugin(str(user_net)).build(1, 28, 10)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "yours.safetensors"))
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    config.update(run="external", methods=["erm", "ours"], tables=[1, 9], ablation=None,
+    # one DAG for three things that each need a real run: an external checkpoint, one of the user's
+    # own architecture, and a vote method (vote: [erm]: erm's model scored by the vote, Table 9 only)
+    config.update(run="external", methods=["erm", "ours"], tables=[1, 9], ablation=None, vote=["erm"],
                   models=[{"name": "mine", "dataset": "fashion_mnist", "arch": "convnet", "weights": str(weights),
-                           "claims": "ours"}])
+                           "claims": "ours"},
+                          {"name": "yours", "dataset": "fashion_mnist", "arch": f"{user_net}:build",
+                           "weights": str(tmp_path / "yours.safetensors")}])
     path = tmp_path / "external.yaml"
     path.write_text(yaml.safe_dump(config))
     out = snakemake("--cores", "2", "--configfile", str(path), cwd=tmp_path, timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     reports = tmp_path / "reports" / "external"
-    for table in ("table1", "table9"):
+    for table, voted in (("table1", set()), ("table9", {"erm_vote"})):
         frame = pd.read_csv(reports / f"{table}.csv")
-        assert set(frame["method"]) == {"erm", "ours", "mine"}
+        assert set(frame["method"]) == {"erm", "ours", "mine", "yours"} | voted
         mine = frame[frame["method"] == "mine"]
         assert mine["external"].str.contains("external.safetensors").all()
         assert mine["external"].str.contains("claims ours").all()
-        assert frame.loc[frame["method"] != "mine", "external"].isna().all()
+        assert frame.loc[~frame["method"].isin(["mine", "yours"]), "external"].isna().all()
+        assert (frame.loc[frame["method"] == "yours", "arch"] == "user_net_build").all()
+    attacks = pd.read_csv(reports / "table9.csv")
+    rules = attacks.groupby("method")["inference"].agg(set)
+    assert rules["erm_vote"] == {"vote"} and rules["erm"] == {"argmax"}  # one model, two rules, never compared
     html = (reports / "report.html").read_text()
-    assert "mine" in html
+    assert "mine" in html and "yours" in html
+    assert "mixes results computed by different versions of the code" not in html
     meta = json.loads(next((tmp_path / "results" / "external").rglob("mine/convnet/seed0/model.json")).read_text())
     assert meta["source"]["weights"] == str(weights)
+    voted_meta = json.loads(next((tmp_path / "results" / "external").rglob("erm_vote/convnet/seed0/model.json")).read_text())
+    erm_meta = json.loads(next((tmp_path / "results" / "external").rglob("erm/convnet/seed0/model.json")).read_text())
+    assert voted_meta["weights_sha256"] == erm_meta["weights_sha256"] and voted_meta["method"]["voted_from"] == "erm"
 
 
 # --- the user's own architecture (arch: FILE.py:FUNCTION) ---------------------------------------
@@ -285,15 +303,3 @@ def test_a_user_architectures_model_is_imported_and_evaluated_in_the_dag(tmp_pat
     assert {"certify", "attack", "audit"} <= rules and "train" not in rules, rules
     assert "output=results/usernet/fashion_mnist/mine/user_net_build/seed0/certify/table1.json" in "".join(mine)
     assert all("results/usernet/fashion_mnist/mine/user_net_build/seed0/" in j for j in mine)
-
-
-def test_a_user_architectures_model_has_its_row_in_table_1(tmp_path):
-    config = user_model_config(tmp_path, tables=[1])
-    out = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path, timeout=1200)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    reports = tmp_path / "reports" / "usernet"
-    frame = pd.read_csv(reports / "table1.csv")
-    assert set(frame["method"]) == {"erm", "mine"}
-    assert (frame.loc[frame["method"] == "mine", "arch"] == "user_net_build").all()
-    html = (reports / "report.html").read_text()
-    assert "mixes results computed by different versions of the code" not in html
