@@ -180,3 +180,19 @@ def test_vote_runs_are_their_methods_runs_and_only_the_attack_tables_score_them(
         assert not [p for p in certified if "/da_vote/" in p] and [p for p in attacked if "/da_vote/" in p]
     finally:
         METHODS.remove("da_vote")
+
+
+def test_methods_all_leaves_out_what_another_config_registered():
+    """A process that reads two configs (the estimate, a test session) keeps the first one's
+    external models and vote methods registered: ``methods: all`` of the second lists neither."""
+    from bench.runs import methods
+    from bench.training.external import register
+
+    register({"models": [{"name": "elsewhere", "dataset": "fashion_mnist", "arch": "convnet", "weights": "w"}]})
+    register_votes({"vote": ["da"]})
+    try:
+        chosen = methods({"methods": "all", "arch": "paper"})
+        assert "elsewhere" not in chosen and "da_vote" not in chosen and {"ours", "da", "erm"} <= set(chosen)
+    finally:
+        METHODS.remove("elsewhere")
+        METHODS.remove("da_vote")
