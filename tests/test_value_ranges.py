@@ -7,7 +7,6 @@ import copy
 import math
 import os
 import re
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,28 +17,14 @@ import bench.workflow.config as bconfig
 from bench.data import DATASETS
 from bench.training import METHODS, LossOutput, Method, available_methods, get_method, register_method
 from bench.training.method import Range
-from bench.workflow.config import ConfigError, ConfigWarning, check_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_METHODS = ["erm", "da", "pgdt", "trades", "mart", "rs", "ibp", "prl", "ours"]
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch) -> Path:
-    """Run from an empty directory, where data.root 'data' is a folder of the test's own."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def problems_of(config: dict) -> list[str]:
-    """check_config's problems (none if it passes), ignoring the warnings about downloads."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConfigWarning)
-        try:
-            check_config(config)
-        except ConfigError as exc:
-            return exc.problems
-    return []
+# the config checks' own helpers: run from an empty directory (autouse), and check_config's
+# problems with its one-line-each format asserted
+from test_config_checks import in_tmp, problems_of  # noqa: E402,F401
 
 
 def edited(edit: Callable[[dict], object], name: str = "smoke") -> dict:

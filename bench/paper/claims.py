@@ -61,21 +61,20 @@ class Claim:
 
 
 CLAIMS: Registry[Claim] = Registry("claim")
-_CLAIMS = CLAIMS
 
 
 def register_claim(claim: Claim) -> Claim:
     if claim.kind not in ("above", "within") or (claim.kind == "within") != (claim.margin is not None):
         raise ValueError(f"claim '{claim.key}': kind 'above', or 'within' with a margin")
-    return _CLAIMS.add(claim.key, claim)
+    return CLAIMS.add(claim.key, claim)
 
 
 def list_claims() -> list[str]:
-    return list(_CLAIMS)
+    return list(CLAIMS)
 
 
 def get_claim(key: str) -> Claim:
-    return _CLAIMS[key]
+    return CLAIMS[key]
 
 
 def verdict(claim: Claim, method: dict[int, np.ndarray], other: dict[int, np.ndarray],

@@ -57,6 +57,7 @@ def register_votes(config: dict[str, Any]) -> None:
     :data:`VOTE_SAMPLES`), else ``hparams: {da_vote: {vote_samples: 200}}``, the only
     hyperparameter a vote method has of its own (its model is ``m``'s). Its module is ``m``'s, so
     its code stamp is ``m``'s: an edit of ``m`` reruns both."""
+    counts = vicinity_vote_samples(config) if voted(config) else set()
     for key, method in voted(config).items():
         try:
             cls: type[Method] = get_method(method)
@@ -76,7 +77,6 @@ def register_votes(config: dict[str, Any]) -> None:
         if set(overrides) - {"vote_samples"}:
             raise ValueError(f"vote: hparams.{key} may set vote_samples only ({', '.join(sorted(overrides))} given): "
                              f"its model is {method}'s, trained with hparams.{method}")
-        counts = vicinity_vote_samples(config)
         if len(counts) > 1 and "vote_samples" not in overrides:
             raise ValueError(f"vote: the config's vicinity votes use different numbers of draws "
                              f"({', '.join(map(str, sorted(counts)))}); set hparams.{key}.vote_samples to the one "

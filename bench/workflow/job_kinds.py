@@ -63,7 +63,6 @@ class JobKind:
 
 
 JOB_KINDS: Registry[JobKind] = Registry("job kind")
-_KINDS = JOB_KINDS
 
 
 def register_job_kind(kind: JobKind) -> JobKind:
@@ -72,15 +71,15 @@ def register_job_kind(kind: JobKind) -> JobKind:
         raise ValueError(f"job kind '{kind.name}': a kind's name has no '_'")
     if kind.resources not in (None, "train", "eval"):
         raise ValueError(f"job kind '{kind.name}': resources must be 'train', 'eval' or None, not {kind.resources!r}")
-    return _KINDS.add(kind.name, kind)
+    return JOB_KINDS.add(kind.name, kind)
 
 
 def list_job_kinds() -> list[str]:
-    return list(_KINDS)
+    return list(JOB_KINDS)
 
 
 def get_job_kind(name: str) -> JobKind:
-    return _KINDS[name]
+    return JOB_KINDS[name]
 
 
 def threads(kind: str, config: dict) -> int:
