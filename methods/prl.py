@@ -12,10 +12,17 @@ By default (``t_steps`` = 0) t is one order statistic of the M losses, taken in 
 with M = 51 losses (50 draws and the clean input) and β = 0.05 the 48th smallest (index
 ⌊50 · 0.95⌋ = 47), the 4th largest. The exact minimiser of t + mean relu(ℓ_j − t)/β is the
 ⌈M(1−β)⌉-th smallest, the 49th of 51 (only 2 losses lie above it, and 2 < βM = 2.55); the two
-agree when βM is a whole number (β = 0.05 with M = 20, 40, 60), not at M = 51, where the 48th
-makes the loss a little larger than the CVaR and weights the 3 largest losses, not 2. The
-paper's authors' PRL step (``torch.quantile`` with its default linear interpolation) takes the
-midpoint of the 48th and 49th. advbench's ``CVaR_SGD`` instead starts t at 1 and takes
+agree when βM is a whole number (β = 0.05 with M = 20, 40, 60), not at M = 51.
+
+Which one is a decision with a source: the paper's PRL numbers come from the authors' ``prl_step``,
+which detaches ``torch.quantile(loss, 0.95)`` (linear interpolation: the midpoint of the 48th and
+49th) and minimises mean relu(ℓ − t)/β. t carries no gradient there or here, so the step's
+gradient is the mean of ∇ℓ_j/β over the losses above t: the 3 largest of 51 under the authors'
+midpoint and under the 48th alike (they differ only where the 48th and 49th tie), 2 under the
+exact minimiser. The 48th thus trains exactly as the authors' code did (only the logged loss value
+differs, by the t it adds); the exact CVaR minimiser would weight the tail more sharply than the
+paper's baseline was trained. ``tests/test_methods.py`` asserts that the gradient equals the
+authors' formulation. advbench's ``CVaR_SGD`` instead starts t at 1 and takes
 ``t_steps`` subgradient steps of ``t_step_size`` (its registry: 5 steps of 0.05, with β = 3
 and M = 10); set ``t_steps`` > 0 for that.
 
@@ -33,8 +40,9 @@ from bench.training import ImageLosses, Range, VicinalMethod, register_method
 
 def cvar_threshold(losses: torch.Tensor, beta: float) -> torch.Tensor:
     """Per row, the lower (1−β)-quantile of the losses: the ⌊(M−1)(1−β)⌋ + 1-th smallest of M
-    (the 48th of 51 at β = 0.05). It minimises t + mean relu(ℓ − t)/β only where that equals
-    the ⌈M(1−β)⌉-th smallest (βM a whole number, say); at M = 51 the minimiser is the 49th."""
+    (the 48th of 51 at β = 0.05, whose gradient is the authors' prl_step's: module docstring).
+    It minimises t + mean relu(ℓ − t)/β only where that equals the ⌈M(1−β)⌉-th smallest (βM a
+    whole number, say); at M = 51 the minimiser is the 49th."""
     return torch.quantile(losses, 1.0 - beta, dim=1, interpolation="lower")
 
 

@@ -227,6 +227,32 @@ def test_prl_loss_is_cvar_by_sorting(beta, M):
     assert out.loss.item() == pytest.approx(cvar.item(), rel=1e-5)
 
 
+def test_prl_gradient_is_the_authors_prl_step_at_51_losses():
+    """The paper's PRL came from the authors' prl_step: a detached torch.quantile(loss, 0.95)
+    (linear interpolation) and mean relu(loss - t) / 0.05. At M = 51 our 48th order statistic
+    gives its gradient exactly; the exact CVaR minimiser (the 49th) would not (methods/prl.py)."""
+    images, labels = toy_batch(6)
+    model = toy_model()
+    method = make("prl", seed=3)  # n_samples 50 and the clean input: 51 losses, beta 0.05
+    samples = method.vicinity.flat(images, 50, torch.Generator().manual_seed(3)).view(6, 50, *images.shape[1:])
+
+    def grad(loss_of):
+        model.zero_grad()
+        loss_of().backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    def authors(order=None):
+        x = torch.cat([images.unsqueeze(1), samples], 1).flatten(0, 1)
+        losses = F.cross_entropy(model(x), labels.repeat_interleave(51), reduction="none").view(6, 51)
+        t = (torch.quantile(losses.detach(), 0.95, dim=1) if order is None
+             else losses.detach().sort(1).values[:, order - 1])
+        return (F.relu(losses - t.unsqueeze(1)).mean(1) / 0.05).mean()
+
+    ours = grad(lambda: method.image_losses(model, images, labels, samples, 6).losses.mean())
+    assert torch.allclose(ours, grad(authors), rtol=1e-5, atol=1e-7)
+    assert not torch.allclose(ours, grad(lambda: authors(order=49)), rtol=1e-3, atol=1e-5)
+
+
 def test_prl_iterative_threshold_upper_bounds_cvar():
     images, labels = toy_batch(12)
     model = toy_model()
