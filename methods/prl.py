@@ -3,9 +3,10 @@
 Per input, M draws t_j ~ U(B(x)) and their cross-entropies ℓ_j; the loss is the conditional
 value at risk CVaR_β(ℓ) = min_t { t + mean_j relu(ℓ_j − t) / β } (Rockafellar & Uryasev), the
 mean of the worst β-fraction of the losses, averaged over the batch. β = 0.05 and M = 50 draws
-plus the clean input in the set of losses, as the paper's authors ran PRL: their ``prl_step``
+plus the clean input in the set of losses, as the paper's authors wrote PRL: their ``prl_step``
 (``steps.py``) takes ``torch.quantile(loss, threshold, dim=1)`` over the clean input and its
-``num`` = 50 draws, and every logged config has ``threshold`` 0.95 (``checkpoints/configs.json``).
+``num`` = 50 draws, and every logged config has ``threshold`` 0.95 (``checkpoints/configs.json``;
+none of those runs is a PRL run, see below).
 
 By default (``t_steps`` = 0) t is one order statistic of the M losses, taken in one step:
 ``torch.quantile(ℓ, 1 − β, interpolation="lower")``, the ⌊(M−1)(1−β)⌋ + 1-th smallest, i.e.
@@ -14,15 +15,21 @@ with M = 51 losses (50 draws and the clean input) and β = 0.05 the 48th smalles
 ⌈M(1−β)⌉-th smallest, the 49th of 51 (only 2 losses lie above it, and 2 < βM = 2.55); the two
 agree when βM is a whole number (β = 0.05 with M = 20, 40, 60), not at M = 51.
 
-Which one is a decision with a source: the paper's PRL numbers come from the authors' ``prl_step``,
-which detaches ``torch.quantile(loss, 0.95)`` (linear interpolation: the midpoint of the 48th and
-49th) and minimises mean relu(ℓ − t)/β. t carries no gradient there or here, so the step's
-gradient is the mean of ∇ℓ_j/β over the losses above t: the 3 largest of 51 under the authors'
-midpoint and under the 48th alike (they differ only where the 48th and 49th tie), 2 under the
-exact minimiser. The 48th thus trains exactly as the authors' code did (only the logged loss value
-differs, by the t it adds); the exact CVaR minimiser would weight the tail more sharply than the
-paper's baseline was trained. ``tests/test_methods.py`` asserts that the gradient equals the
-authors' formulation. advbench's ``CVaR_SGD`` instead starts t at 1 and takes
+Which one is a decision, and its source is thin. The paper's authors' ``prl_step`` (``steps.py``)
+detaches ``torch.quantile(loss, 0.95)`` per image (linear interpolation: the midpoint of the
+48th and 49th) and minimises mean relu(ℓ − t)/β; as published it subtracts t along the wrong
+axis (their own comment on it reads "dimension problem"; it fails at their batch sizes), and no
+run logged in ``checkpoints/configs.json`` uses it (115 ``our_step``, 57 ``trades_step``, 50
+``ordinary_step``, 14 ``rand_step``). We follow its evident intent, a threshold per image. t
+carries no gradient there or here, so the step's gradient is Σ ∇ℓ_j/(Mβ) over the losses above
+t: the 3 largest of 51 under the authors' midpoint and under the 48th alike (they can differ
+only where rounding puts the midpoint exactly on the 49th), 2 under the exact minimiser. The
+48th thus gives exactly the gradient the authors' step was written to give (the loss value
+differs, by the t it adds and the relu term at another t). Neither is the gradient of CVaR as
+the mean of the worst βM = 2.55 losses (weights 1/2.55 on the 2 largest and 0.55/2.55 on the
+49th): the 48th weights the 49th fully, the 49th not at all; the 48th is the closer.
+``tests/test_methods.py`` asserts that the gradient equals the authors' formulation (per image)
+and differs from the 49th's. advbench's ``CVaR_SGD`` instead starts t at 1 and takes
 ``t_steps`` subgradient steps of ``t_step_size`` (its registry: 5 steps of 0.05, with β = 3
 and M = 10); set ``t_steps`` > 0 for that.
 
@@ -58,8 +65,8 @@ class PRL(VicinalMethod):
               "t_steps": Range.count(0), "t_step_size": Range.above(0)}
     sources = {
         "n_samples": "authors' code: experiments/e1.py, e2.py, e3.py 'num':50 (PRL's own advbench: cvar_sgd_M 20)",
-        "beta": "authors' code: steps.py prl_step, threshold 0.95 in every config of checkpoints/configs.json "
-                "(advbench's cvar_sgd_beta changed 0.05 -> 3.0 -> 0.5 over time)",
+        "beta": "authors' code: steps.py prl_step's kw threshold, 0.95 in every config of checkpoints/configs.json "
+                "(none of which runs prl_step; advbench's cvar_sgd_beta changed 0.05 -> 3.0 -> 0.5 over time)",
         "include_clean": "authors' code: sampling.py prepends the clean x to its draws; steps.py prl_step takes the "
                          "quantile over num + 1 losses",
         "t_steps": "0: the exact quantile, as the authors' steps.py (torch.quantile); advbench CVaR_SGD: 5 steps",

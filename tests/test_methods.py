@@ -228,12 +228,13 @@ def test_prl_loss_is_cvar_by_sorting(beta, M):
 
 
 def test_prl_gradient_is_the_authors_prl_step_at_51_losses():
-    """The paper's PRL came from the authors' prl_step: a detached torch.quantile(loss, 0.95)
-    (linear interpolation) and mean relu(loss - t) / 0.05. At M = 51 our 48th order statistic
-    gives its gradient exactly; the exact CVaR minimiser (the 49th) would not (methods/prl.py)."""
+    """The authors' prl_step as it was meant (a threshold per image): a detached
+    torch.quantile(loss, 0.95) (linear interpolation) and mean relu(loss - t) / 0.05. At M = 51
+    our 48th order statistic gives its gradient exactly; the exact CVaR minimiser (the 49th) would
+    not (methods/prl.py)."""
     images, labels = toy_batch(6)
     model = toy_model()
-    method = make("prl", seed=3)  # n_samples 50 and the clean input: 51 losses, beta 0.05
+    method = make("prl", seed=3)  # beta 0.05; 50 draws passed in below and the clean input: 51 losses
     samples = method.vicinity.flat(images, 50, torch.Generator().manual_seed(3)).view(6, 50, *images.shape[1:])
 
     def grad(loss_of):
