@@ -63,8 +63,8 @@ def test_the_summary_names_the_rule_and_never_ranks_across_rules(mixed):
     rows = [r for r in html.split("<tr>") if "Table 3" in r]
     assert len(rows) == 2  # one summary row per inference rule
     vote, argmax = sorted(rows, key=lambda r: "argmax" in r)
-    assert "vote" in vote and "<b>ours</b>" in vote and "da" not in vote
-    assert "argmax" in argmax and "<b>da</b>" in argmax and "ours" not in argmax
+    assert "vote" in vote and "<b>Ours</b>" in vote and "DA" not in vote
+    assert "argmax" in argmax and "<b>DA</b>" in argmax and "Ours" not in argmax
 
 
 def test_an_attack_table_no_model_needs_builds_empty_and_the_report_says_so():

@@ -25,7 +25,7 @@ from bench.paths import benchmark_job
 from bench.stats import LEVEL
 from bench.workflow.provenance import git_commit, package_versions
 
-__all__ = ["html_report", "job_times"]
+__all__ = ["html_report", "job_times", "method_label"]
 
 
 def job_times(paths: list[str], out: str) -> pd.DataFrame:
@@ -79,6 +79,13 @@ def _cell(r: dict, colour: bool, rate: bool) -> str:
 
 # a column key whose values are bare numbers, named in the column header
 _KEY_LABELS = {"kappa": "κ = {}", "confidence": "1−α = {}"}
+#: what an attack row's target (``protocol``) and inference rule (``inference``) mean, in words:
+#: ``paper`` is the paper's protocol (the attack crafted on the bare network), not a procedure
+_VALUE_LABELS = {
+    "protocol": {"paper": "attack on the network (the paper's protocol)", "adaptive": "adaptive attack on the vote (EOT)",
+                 "transfer": "transferred attack", "check": "masking check"},
+    "inference": {"argmax": "scored by argmax", "vote": "scored by vote"},
+}
 
 
 def _key_label(key: str, value) -> str:
@@ -86,16 +93,71 @@ def _key_label(key: str, value) -> str:
     if value is None or pd.isna(value) or value == "":
         return ""
     text = f"{value:g}" if isinstance(value, float) else str(value)
+    if key in _VALUE_LABELS:
+        return _VALUE_LABELS[key].get(text, text)
     if key in ("metric", "procedure"):
         text = text.replace("_", " ")
     return _KEY_LABELS.get(key, "{}").format(text)
 
 
-def _layout_html(df: pd.DataFrame, rows: list[str], columns: list[str], rate: bool, colour: bool) -> str:
-    """The table laid out as the paper does (``rows`` × ``columns``), ours beside the paper's value."""
-    index = [c for c in rows if c in df]
+def method_label(key: object) -> str:
+    """A method's name as the paper writes it (its class's ``name``: "Ours", "PGDT", "DA + vote"),
+    the config key beside it where the name does not contain it; a key that names no registered
+    method (Figure 2's "ours lam=1") as it is."""
+    from bench.registry import UnknownKey
+    from bench.training import get_method
+
+    try:
+        name = getattr(get_method(str(key)), "name", None)
+    except UnknownKey:
+        name = None
+    if not name:
+        return str(key)
+    return name if str(key).lower() in name.lower() else f"{name} ({key})"
+
+
+#: what tells a table's rows apart besides its layout: the model (bench.tables.base.MODEL_KEYS,
+#: an external checkpoint) and the settings of the certification tables
+_IDENTITY = ["method", "dataset", "arch", "seed", "external", "vicinity", "kappa", "confidence", "attack",
+             "protocol", "inference", "metric"]
+#: what must agree across the merged keys: the value, its count and its comparison with the best
+_AGREE = ["value", "successes", "best", "vs_best", "vs_best_p"]
+
+
+def _merge_shared(df: pd.DataFrame, shared: dict[str, list[str]]) -> pd.DataFrame:
+    """One column for a metric that does not depend on some column keys (standard accuracy, on
+    the certification procedure): where every model's rows of the metric agree across those
+    keys (value, count and comparison with the best), keep one and blank the keys; where any
+    differs, keep them all."""
+    for metric, keys in shared.items():
+        keys = [k for k in keys if k in df]
+        rows = df["metric"].eq(metric) if "metric" in df else pd.Series(False, index=df.index)
+        if not keys or not rows.any():
+            continue
+        part = df[rows]
+        rest = [c for c in _IDENTITY if c in part and c not in keys]
+        agree = [c for c in _AGREE if c in part]
+        if part.groupby(rest, dropna=False)[agree].nunique(dropna=False).le(1).all().all():
+            kept = part.drop_duplicates(rest).copy()
+            kept[keys] = None
+            df = pd.concat([df[~rows], kept]).sort_index()
+    return df
+
+
+def _row_keys(df: pd.DataFrame, rows: list[str]) -> list[str]:
+    """The layout's row keys, and the model's architecture and seed where the table has several:
+    a run with three seeds shows three rows per method, not one cell overwritten twice."""
+    return [c for c in rows if c in df] + [c for c in ("arch", "seed") if c not in rows and c in df
+                                            and df[c].nunique(dropna=False) > 1]
+
+
+def _layout_html(df: pd.DataFrame, rows: list[str], columns: list[str], rate: bool, colour: bool,
+                 shared: dict[str, list[str]] | None = None) -> str:
+    """The table laid out as the paper does (``rows`` × ``columns``), ours above the paper's value;
+    a metric in ``shared`` shown once across the column keys it does not depend on."""
+    index = _row_keys(df, rows)
+    df = _merge_shared(df.copy(), shared or {})
     columns = [c for c in columns if c in df and df[c].notna().any()]
-    df = df.copy()
     df["_col"] = (df[columns].apply(lambda r: " / ".join(v for v in (_key_label(c, r[c]) for c in columns) if v),
                                     axis=1) if columns else "value")
     cols = list(dict.fromkeys(df["_col"]))
@@ -219,10 +281,13 @@ def _stamps_note(df: pd.DataFrame) -> str:
 def _table_html(table, df: pd.DataFrame, flagged: dict[str, list[str]]) -> str:
     if df.empty:
         return "<p class='note'>No rows (no model needs this output in this config).</p>"
-    if flagged and "method" in df:
+    if "method" in df and table.key != "claims":  # the claims' rows name compared models, not methods
         df = df.copy()
         df["method"] = df["method"].map(
-            lambda m: f"{m} ⚑ masking: {', '.join(c.replace('_', ' ') for c in flagged[m])}" if m in flagged else m)
+            lambda m: f"{method_label(m)} ⚑ masking: {', '.join(c.replace('_', ' ') for c in flagged[m])}"
+            if m in flagged else method_label(m))
+        if "best_method" in df:  # the across-seeds tables name the best beside each method
+            df["best_method"] = df["best_method"].map(lambda m: m if pd.isna(m) else method_label(m))
     if table.key == "masking":
         body = _masking_html(df)
     elif table.key == "claims":
@@ -230,7 +295,8 @@ def _table_html(table, df: pd.DataFrame, flagged: dict[str, list[str]]) -> str:
     elif table.plain:
         body = _plain_html(df)
     else:
-        body = _layout_html(df, table.rows, table.columns, table.rate, colour=table.rate)
+        body = _layout_html(df, table.rows, table.columns, table.rate, colour=table.rate,
+                            shared=getattr(table, "shared", None))
     shown = df[df["paper"].notna()] if "paper" in df else df.iloc[:0]
     ref = sorted(set(shown.get("paper_dataset", pd.Series(dtype=str)).dropna())
                  - set(shown.get("dataset", pd.Series(dtype=str))))
@@ -272,16 +338,19 @@ def _summary_html(frames: dict[str, pd.DataFrame]) -> str:
     not significantly below it (McNemar's exact test on the same inputs), and the margin to the
     best of the rest with that comparison's p-value."""
     rows = []
+    from bench.tables import get_table
+
     for key, (label, metrics) in SUMMARY.items():
         df = frames.get(key)
         if df is None or df.empty or "vs_best" not in df:
             continue
+        df = _merge_shared(df, get_table(key).shared)  # standard accuracy once, not once per procedure
         # a column of the paper's layout, per seed: vs_best compares methods within one seed
         # and only under one inference rule (argmax or vote) and attack target (protocol)
         group_keys = [k for k in ("dataset", "seed", "vicinity", "procedure", "protocol", "inference", "metric")
                       if k in df]
         ordered = df[df["metric"].isin(metrics)].assign(_order=lambda d: d["metric"].map(metrics.index))
-        for group, g in ordered.sort_values("_order", kind="stable").groupby(group_keys, sort=False):
+        for group, g in ordered.sort_values("_order", kind="stable").groupby(group_keys, sort=False, dropna=False):
             g = g.dropna(subset=["value"])
             if g.empty:
                 continue
@@ -290,17 +359,17 @@ def _summary_html(frames: dict[str, pd.DataFrame]) -> str:
             if best.empty:
                 continue
             top = best.iloc[0]
-            ties = sorted(g.loc[g["vs_best"].isin(["best", "tie"]), "method"].astype(str))
+            ties = sorted((method_label(m) for m in g.loc[g["vs_best"].isin(["best", "tie"]), "method"]), key=str.lower)
             rest = g[g["vs_best"].eq("worse")].sort_values("value", ascending=False)
-            margin = (f"{top['value'] - rest.iloc[0]['value']:+.1f} over {html.escape(str(rest.iloc[0]['method']))} "
+            margin = (f"{top['value'] - rest.iloc[0]['value']:+.1f} over {html.escape(method_label(rest.iloc[0]['method']))} "
                       f"(p = {rest.iloc[0]['vs_best_p']:.2g})" if len(rest) else "none significantly below")
             shown = [k for k in group_keys if k not in ("dataset", "seed")]
             if "seed" in df and df["seed"].nunique() > 1:
                 shown.insert(0, "seed")
-            column = " / ".join(html.escape(f"seed {what[k]}" if k == "seed" else str(what[k]).replace("_", " "))
-                                for k in shown)
+            column = " / ".join(html.escape(f"seed {what[k]}" if k == "seed" else _key_label(k, what[k]))
+                                for k in shown if k == "seed" or _key_label(k, what[k]))
             rows.append(f"<tr><td style='text-align:left'>{label}: {column}</td><td>{html.escape(str(what.get('dataset', '')))}</td>"
-                        f"<td><b>{html.escape(str(top['method']))}</b></td>"
+                        f"<td><b>{html.escape(method_label(top['method']))}</b></td>"
                         f"<td>{top['value']:.1f} <small>[{top['ci_low']:.1f}, {top['ci_high']:.1f}]</small></td>"
                         f"<td style='text-align:left'>{len(ties)} of {g['method'].nunique()}: "
                         f"{html.escape(', '.join(ties))}</td><td>{margin}</td></tr>")
@@ -386,7 +455,7 @@ def html_report(tables: dict[str, str], figures: dict[str, str], times: str, con
              f"<p>Each cell: our value (percent of test inputs) and its exact {LEVEL:.0%} Clopper–Pearson interval; "
              "<b>bold</b>: the best method of the column; ≈: not significantly below the best on the same test inputs "
              f"(McNemar's exact test, p ≥ {1 - LEVEL:.2g}; hover a cell for the counts and p-value). The paper's "
-             "value is below ours; green: within 2 points of it, red: below it, blue: above it (only where the "
+             "value is printed under ours; green: within 2 points of it, red: below it, blue: above it (only where the "
              "dataset is the paper's own). <b>paper</b> columns use the paper's re-test-after-every-sample procedure, "
              "which is not a valid sequential test; <b>mixture</b> and <b>sprt</b> columns use valid ones.</p>",
              _run_line(config, frames), _summary_html(frames)]

@@ -84,6 +84,9 @@ class Table:
     compare: ClassVar[bool] = True  # mark the best method per column and test the rest against it
     rate: ClassVar[bool] = True  # values are rates in percent over test inputs (with intervals)
     plain: ClassVar[bool] = False  # shown row by row as it is, not in the rows × columns layout
+    #: metric -> the column keys it does not depend on: the report shows it once across them
+    #: (where the rows agree), not once per key
+    shared: ClassVar[dict[str, list[str]]] = {}
 
     def enabled(self, config: dict) -> bool:
         if self.config_key is not None:

@@ -18,6 +18,8 @@ class Table1(CertificationTable):
     title = "Table 1: standard accuracy, certified robustness rate, certified robust accuracy (L∞)"
     metrics = ["standard_accuracy", "certified_robustness_rate", "certified_robust_accuracy"]
     columns = ["metric", "procedure"]
+    # the prediction on the clean input: no sequential test is involved
+    shared = {"standard_accuracy": ["procedure"]}
 
     def settings(self, config, vicinities):
         c = config["certify"]
