@@ -190,7 +190,7 @@ def test_smoke_table1_through_the_slurm_profile_equals_the_local_run(cluster, sm
     submitted_jobs = re.findall(r"has been submitted with SLURM jobid (\d+)", out)
     assert len(submitted_jobs) == 2 * len(SUBMITTED), out[-5000:]
     # each model's rows value for value, interval and code stamp as the local run's
-    order = ["method", "procedure", "metric"]
+    order = ["method", "dataset", "arch", "seed", "procedure", "metric"]
     ours = pd.read_csv(slurm / target).drop(columns=RELATIVE).sort_values(order, ignore_index=True)
     theirs = pd.read_csv(local / target).drop(columns=RELATIVE)
     theirs = theirs[theirs["method"].isin(SUBMITTED)].sort_values(order, ignore_index=True)
