@@ -192,6 +192,39 @@ def test_certify_on_a_model_is_seeded_and_summarized():
                                   "p_certify", "p_not_robust", "outcome"}
 
 
+def test_the_progress_bar_counts_samples_forwarded_within_a_round(monkeypatch):
+    """Issue 25: the bar counts inputs decided, which jump round by round (a round can be most of
+    the work: the demo's went from 12/200 to 194/200); each forward batch now reports the
+    samples forwarded on the bar, so a long round shows it is moving. Outcomes are unchanged."""
+    import bench.certification.engine as engine
+    from bench.certification.streams import SampleTape
+
+    seen, postfixes = [], []
+    monkeypatch.setattr(engine.time, "monotonic", iter(range(0, 10**6)).__next__)  # every call 1 s later
+    original = SampleTape._extend
+
+    def counting(self, inputs, ends):
+        hook = self.on_forward
+        self.on_forward = lambda n: (seen.append(n), hook(n))
+        try:
+            original(self, inputs, ends)
+        finally:
+            self.on_forward = hook
+
+    monkeypatch.setattr(SampleTape, "_extend", counting)
+    monkeypatch.setattr(engine.tqdm, "set_postfix_str", lambda bar, text, refresh=True: postfixes.append(text))
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 3))
+    x = torch.rand(12, 1, 6, 6)
+    cfg = CertifyConfig(budget=2000, batch_size=CHUNK)
+    with_bar, _ = certify(classifier(model), x, parse_vicinity("linf:0.05"), 3, cfg, seed=1, progress=True)
+    assert len(seen) > 1 and all(n == CHUNK for n in seen)  # one report per forward batch
+    assert postfixes[-1] == f"{sum(seen):,} samples forwarded" and sum(seen) == with_bar.drawn
+    monkeypatch.undo()
+    without, _ = certify(classifier(model), x, parse_vicinity("linf:0.05"), 3, cfg, seed=1, progress=False)
+    assert torch.equal(with_bar.outcome, without.outcome) and torch.equal(with_bar.samples, without.samples)
+
+
 def test_summarize_uses_the_certified_prediction():
     frame = pd.DataFrame({"label": [0, 1, 2, 3], "clean_prediction": [0, 1, 0, 3],
                           "prediction": [0, 2, 2, 3],

@@ -192,7 +192,7 @@ class Certifier:
         return size.clamp(min=1).minimum(budget - drawn)
 
     def run(self, n_inputs: int, draw: Draw, candidate: torch.Tensor | None = None,
-            progress: bool = True) -> CertifyResult:
+            progress: bool | tqdm = True) -> CertifyResult:
         """Certify ``n_inputs`` inputs whose vicinity predictions come from ``draw``.
 
         ``candidate`` (long, n_inputs) is the class tested by the valid procedures; the paper's
@@ -200,6 +200,8 @@ class Certifier:
         the candidate, is checked by :func:`check_predictions` (a ValueError naming the input
         and the value, never a certificate). An input stopped at the lower boundary gets the
         test's :attr:`~bench.certification.sequential.SequentialTest.reject_outcome`.
+        ``progress``: a bar over the inputs decided, or a tqdm bar to use (one that the draws
+        also report their forwards on: :func:`certify_many`).
         """
         test, K, budget = self.test, self.num_classes, self.test.budget
         running = test.running_majority
@@ -216,8 +218,8 @@ class Certifier:
         tested = torch.zeros(n_inputs, dtype=torch.long) if running else cand.clone()
         outcome = torch.full((n_inputs,), RUNNING, dtype=torch.long)
         total_drawn = 0
-        bar = tqdm(total=n_inputs, desc=f"certify[{test.name}]", unit="input",
-                   disable=not progress, leave=False)
+        bar = progress if hasattr(progress, "update") else tqdm(
+            total=n_inputs, desc=f"certify[{test.name}]", unit="input", disable=not progress, leave=False)
         active = torch.arange(n_inputs)
         while len(active):
             sizes = self._round_sizes(drawn[active], count[active])
@@ -345,10 +347,32 @@ def certify_many(
     results = []
     for certifier in certifiers:
         start, before = time.perf_counter(), tape.drawn
-        result = certifier.run(len(images), tape.reader(), candidate=clean, progress=progress)
+        # inputs are decided round by round, and a round can be most of the work: the bar also
+        # counts the samples forwarded, batch by batch, so that a long round shows it is moving
+        bar = tqdm(total=len(images), desc=f"certify[{certifier.test.name}]", unit="input", disable=not progress,
+                   leave=False)
+        tape.on_forward = _forwards_on(bar, tape, before)
+        try:
+            result = certifier.run(len(images), tape.reader(), candidate=clean, progress=bar)
+        finally:
+            tape.on_forward = None
         result.drawn, result.seconds = tape.drawn - before, time.perf_counter() - start
         results.append(result)
     return results, clean.cpu()
+
+
+def _forwards_on(bar: tqdm, tape: SampleTape, before: int) -> Callable[[int], None]:
+    """A :attr:`SampleTape.on_forward` hook: the samples this run has forwarded, on ``bar``'s
+    postfix, at most ten times a second (a refresh per small batch would cost more than it shows)."""
+    last = [-1.0]
+
+    def report(n: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.1:
+            last[0] = now
+            bar.set_postfix_str(f"{tape.drawn - before:,} samples forwarded")
+
+    return report
 
 
 def certify(

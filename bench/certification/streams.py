@@ -201,6 +201,8 @@ class SampleTape:
             self._apply = lambda x, noise: noise
         self.streams: list[torch.Tensor] = [torch.empty(0, dtype=self.dtype)] * len(images)
         self.drawn = 0  # samples actually drawn and predicted, over all runs
+        #: called with the number of samples after each forward batch (a progress bar's hook)
+        self.on_forward: Callable[[int], None] | None = None
 
     def reader(self) -> Draw:
         """A fresh ``draw`` for :meth:`bench.certification.engine.Certifier.run`, from every input's stream's start."""
@@ -242,3 +244,5 @@ class SampleTape:
             self.drawn += len(preds)
             for (i, _), chunk in zip(part, preds.cpu().to(self.dtype).split(CHUNK)):
                 self.streams[i] = torch.cat([self.streams[i], chunk])
+            if self.on_forward is not None:
+                self.on_forward(len(preds))
