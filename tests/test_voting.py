@@ -196,3 +196,27 @@ def test_methods_all_leaves_out_what_another_config_registered():
     finally:
         METHODS.remove("elsewhere")
         METHODS.remove("da_vote")
+
+
+def test_a_change_of_ours_vote_count_changes_the_vote_jobs_settings():
+    """The vote count of ``da_vote`` follows the run's own vicinity vote (ours'): it must reach
+    the ``vote`` job's settings (its Snakemake params), so that changing ``hparams.ours.vote_samples``
+    reruns the vote job, and through its new model file every attack on ``da_vote``."""
+    import copy
+    from types import SimpleNamespace
+
+    from bench.workflow import plan
+    from bench.workflow.estimate import load_config
+
+    config = load_config(ROOT / "config" / "config.yaml")
+    config["vote"] = ["da"]
+    w = SimpleNamespace(dataset="fashion_mnist", method="da_vote", arch="convnet", seed="0", keys=lambda: [])
+    try:
+        register_votes(config)
+        before = plan.job_settings("vote", config, w)["hparams"]["vote_samples"]
+        other = copy.deepcopy(config)
+        other.setdefault("hparams", {}).setdefault("ours", {})["vote_samples"] = before + 6
+        register_votes(other)
+        assert plan.job_settings("vote", other, w)["hparams"]["vote_samples"] == before + 6
+    finally:
+        METHODS.remove("da_vote")
