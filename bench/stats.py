@@ -13,6 +13,8 @@
   conclusion.
 - :func:`paired_difference_interval`, :func:`detectable_difference`: the interval of a paired
   difference and the smallest difference a run can detect.
+- :func:`time_ratio_across_seeds`: how many times longer one method's training takes than
+  another's, over training seeds (the geometric mean of the per-seed ratios, with its t interval).
 
 Rates are in percent throughout, as in the paper's tables.
 """
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["LEVEL", "clopper_pearson", "compare_to_best", "detectable_difference", "mcnemar_exact", "paired_across_seeds",
-           "paired_difference_interval", "rate_across_seeds", "rate_columns"]
+           "paired_difference_interval", "rate_across_seeds", "rate_columns", "time_ratio_across_seeds"]
 
 #: the confidence of every interval and the level of every comparison in the tables
 LEVEL = 0.95
@@ -180,6 +182,38 @@ def detectable_difference(discordant: float | None, n: int | None, power: float 
     if not n or discordant is None:
         return float("nan")
     return float(100.0 * z * np.sqrt(discordant / n))
+
+
+def time_ratio_across_seeds(a: dict[int, float], b: dict[int, float], level: float = LEVEL, power: float = 0.8
+                            ) -> dict:
+    """How many times longer ``b`` takes than ``a`` (seconds by training seed ``s``: ``a[s]``,
+    ``b[s]``, each model's wall time on one machine): the geometric mean of the per-seed ratios
+    b[s]/a[s] (run times compare by ratios, summarised by their geometric mean: Fleming & Wallace
+    1986, "How not to lie with statistics: the correct way to summarize benchmark results", CACM
+    29), with the (``level``) t interval of the mean log ratio over seeds, the two-sided one-sample
+    t-test of log ratio 0 (``p``), and the smallest ratio above 1 that test detects with
+    ``power`` at the seeds' spread (``detectable``). With one seed there is no spread: the
+    ratio alone, NaN for the rest."""
+    from scipy.stats import t as student_t
+
+    seeds = sorted(set(a) & set(b))
+    if not seeds or any(not (a[s] > 0 and b[s] > 0) for s in seeds):
+        raise ValueError(f"both methods need positive times for a common seed: {a} vs {b}")
+    logs = np.log([b[s] / a[s] for s in seeds])
+    ratio = float(np.exp(logs.mean()))
+    nan = float("nan")
+    if len(seeds) < 2:
+        return {"ratio": ratio, "low": nan, "high": nan, "p": nan, "detectable": nan, "seeds": len(seeds)}
+    df = len(seeds) - 1
+    se = float(logs.std(ddof=1) / np.sqrt(len(seeds)))
+    q = float(student_t.ppf(0.5 + level / 2, df))
+    if se == 0:  # identical ratios: the interval is the ratio itself
+        return {"ratio": ratio, "low": ratio, "high": ratio, "p": 0.0 if logs.mean() else 1.0, "detectable": nan,
+                "seeds": len(seeds)}
+    p = float(2 * student_t.sf(abs(logs.mean()) / se, df))
+    detect = float(np.exp((q + student_t.ppf(power, df)) * se))
+    return {"ratio": ratio, "low": float(np.exp(logs.mean() - q * se)), "high": float(np.exp(logs.mean() + q * se)),
+            "p": p, "detectable": detect, "seeds": len(seeds)}
 
 
 def rate_columns(successes: pd.Series, inputs: pd.Series, level: float = LEVEL) -> pd.DataFrame:

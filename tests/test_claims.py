@@ -174,3 +174,69 @@ def test_figure2_claims_pair_the_ablations_models_and_da_vote_is_like_with_like(
     assert rows.loc["figure2_autoattack_lam1_above_lam5", "verdict"] == "contradicted"  # λ = 5 defends better here
     assert rows.loc["table3_autoattack_above_da_vote", "verdict"] == "supported"
     assert rows.loc["table3_autoattack_above_da", "verdict"] == "not comparable"
+
+
+FASTER = Claim("t_faster", "a trains faster than b", "test", "table4", "train_seconds", "prl", kind="faster",
+               paper_table=4)
+
+
+def test_a_time_ratio_over_seeds_by_hand():
+    """Ratios 2, 2.2, 1.8 of other / ours: log ratios' mean and sd, the t interval with 2 degrees
+    of freedom (t = 4.303), back on the ratio scale; the geometric mean 1.99."""
+    from scipy.stats import t as student_t
+
+    from bench.paper.claims import timing_verdict
+    from bench.stats import time_ratio_across_seeds
+
+    ours = {0: 100.0, 1: 100.0, 2: 100.0}
+    other = {0: 200.0, 1: 220.0, 2: 180.0}
+    logs = np.log([2.0, 2.2, 1.8])
+    se = logs.std(ddof=1) / np.sqrt(3)
+    r = time_ratio_across_seeds(ours, other)
+    assert r["ratio"] == pytest.approx(np.exp(logs.mean()))
+    assert r["low"] == pytest.approx(np.exp(logs.mean() - 4.302653 * se), rel=1e-5)
+    assert r["high"] == pytest.approx(np.exp(logs.mean() + 4.302653 * se), rel=1e-5)
+    assert r["p"] == pytest.approx(2 * student_t.sf(logs.mean() / se, 2))
+    assert timing_verdict(FASTER, ours, other)["verdict"] == "supported"
+    # the paper's PRL is 2.92 times ours (28,000 s against 9,600 s): an interval below it contradicts that size
+    paper = timing_verdict(FASTER, ours, other, paper_effect=28000 / 9600)
+    assert paper["verdict"] == "contradicted" and paper["direction"] == "supported" and paper["unit"] == "×"
+    slower = timing_verdict(FASTER, other, ours)
+    assert slower["verdict"] == "contradicted" and slower["ci_high"] < 1
+    one = timing_verdict(FASTER, {0: 100.0}, {0: 300.0})  # a single timing: a ratio, no interval
+    assert one["verdict"] == "not decided" and one["effect"] == pytest.approx(3.0) and np.isnan(one["ci_low"])
+
+
+def model_file(root, method: str, seed: int, seconds: float | None) -> str:
+    path = root / ModelRun("t", "fashion_mnist", method, "convnet", seed).output("model")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"spec": {"method": method, "dataset": "fashion_mnist", "arch": "convnet", "seed": seed}}
+    if seconds is not None:
+        meta["metrics"] = {"train_seconds": seconds}
+    path.write_text(json.dumps(meta))
+    return str(path)
+
+
+def test_the_claims_table_judges_training_time_from_the_models_files(tmp_path):
+    paths = [model_file(tmp_path, m, s, t) for m, times in (("ours", [100, 110, 90]), ("prl", [105, 108, 96]))
+             for s, t in enumerate(times)]
+    df = get_table("claims").build(paths, {"paper_reference": {"fashion_mnist": "mnist"}})
+    row = df.set_index("claim").loc["table4_trains_faster_than_prl"]
+    assert row["unit"] == "×" and row["seeds"] == 3
+    assert row["paper_effect"] == pytest.approx(28000 / 9600)  # the paper's MNIST ratio, shown for reference
+    assert row["effect"] == pytest.approx(np.exp(np.mean(np.log([105 / 100, 108 / 110, 96 / 90]))))
+    assert row["verdict"] == "not decided"  # about 1.03 times: the interval contains 1 (another dataset: no size)
+    assert "1.03×" in _claims_html(df)
+
+
+def test_the_claims_run_reads_every_trained_models_time():
+    """config/claims.yaml has Table 4: its claims table reads the 12 models' model.json."""
+    from pathlib import Path
+
+    from bench.workflow.estimate import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / "claims.yaml")
+    assert 4 in config["tables"]
+    timed = {p for p in get_table("claims").inputs(config) if p.endswith("model.json")}
+    assert timed == {ModelRun("claims", "fashion_mnist", m, "convnet", s).output("model")
+                     for m in config["methods"] for s in config["seeds"]}

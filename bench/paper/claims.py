@@ -1,8 +1,10 @@
 """The paper's claims, each one declarative entry, and the verdict a run gives each.
 
 A :class:`Claim` names what the paper asserts of two methods on one metric: ``ours`` above
-another method (``kind="above"``: the difference ours − other is positive), or ``ours`` within a
-margin of another (``kind="within"``: the drop other − ours is below ``margin`` points). It names
+another method (``kind="above"``: the difference ours − other is positive), ``ours`` within a
+margin of another (``kind="within"``: the drop other − ours is below ``margin`` points), or
+``ours`` training faster than another (``kind="faster"``: the ratio of their training times,
+other / ours, above 1; Table 4). It names
 the table of the benchmark whose per-input outcomes decide it (so that both methods are scored
 on the same inputs by the same rule), the paper's table whose numbers give the paper's own
 effect, and where the paper says it.
@@ -22,6 +24,11 @@ effect, and where the paper says it.
   the paper reports, the paper's own effect size; for "within", the drop is shown larger than
   the margin) or ``not decided``.
 
+A claim on training time (:func:`timing_verdict`) reads each model's wall time: the effect is
+the geometric mean over seeds of the ratio other / ours, with a t interval over seeds
+(:func:`bench.stats.time_ratio_across_seeds`); one seed gives a ratio and no interval, so no
+verdict. Times are of this run's machine, not the paper's 2080 Ti: a ratio, not a time, is compared.
+
 Claims on attacks compare only rows of one inference rule and attack target: where the two
 methods are scored differently (a vote against an argmax), the verdict is ``not comparable``.
 The registry's style is the one of methods, tables and job kinds (:func:`register_claim`,
@@ -35,9 +42,16 @@ from typing import Any
 import numpy as np
 
 from bench.registry import Registry
-from bench.stats import LEVEL, detectable_difference, mcnemar_exact, paired_across_seeds, paired_difference_interval
+from bench.stats import (
+    LEVEL,
+    detectable_difference,
+    mcnemar_exact,
+    paired_across_seeds,
+    paired_difference_interval,
+    time_ratio_across_seeds,
+)
 
-__all__ = ["CLAIMS", "Claim", "get_claim", "list_claims", "register_claim", "verdict"]
+__all__ = ["CLAIMS", "Claim", "get_claim", "list_claims", "register_claim", "timing_verdict", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,7 @@ class Claim:
     metric: str
     other: str
     method: str = "ours"
-    kind: str = "above"  # "above": method − other > 0; "within": other − method < margin
+    kind: str = "above"  # "above": method − other > 0; "within": other − method < margin; "faster": other/method > 1
     margin: float | None = None  # points, for "within"
     paper_table: int | None = None  # the paper's table with both methods' numbers: its effect size
     settings: dict[str, Any] = field(default_factory=dict)  # a setting of the table (a transform, say)
@@ -64,8 +78,8 @@ CLAIMS: Registry[Claim] = Registry("claim")
 
 
 def register_claim(claim: Claim) -> Claim:
-    if claim.kind not in ("above", "within") or (claim.kind == "within") != (claim.margin is not None):
-        raise ValueError(f"claim '{claim.key}': kind 'above', or 'within' with a margin")
+    if claim.kind not in ("above", "within", "faster") or (claim.kind == "within") != (claim.margin is not None):
+        raise ValueError(f"claim '{claim.key}': kind 'above' or 'faster', or 'within' with a margin")
     return CLAIMS.add(claim.key, claim)
 
 
@@ -118,7 +132,36 @@ def verdict(claim: Claim, method: dict[int, np.ndarray], other: dict[int, np.nda
     if claim.kind == "within":
         direction = "supported" if high < claim.margin else "contradicted" if low > claim.margin else "not decided"
     return {"verdict": decided, "direction": direction, "why": why, "effect": effect, "ci_low": low, "ci_high": high, "p_value": p,
-            "test": how, "detectable": mde, "seeds": len(seeds), "inputs": sum(len(method[s]) for s in seeds)}
+            "test": how, "detectable": mde, "seeds": len(seeds), "inputs": sum(len(method[s]) for s in seeds),
+            "unit": "points"}
+
+
+def timing_verdict(claim: Claim, method: dict[int, float], other: dict[int, float],
+                   paper_effect: float | None = None, level: float = LEVEL) -> dict[str, Any]:
+    """The verdict of a ``faster`` claim from each seed's training wall time (seconds) of the two
+    methods' models: the ratio other / method over seeds (:func:`bench.stats.time_ratio_across_seeds`);
+    ``paper_effect``: the paper's ratio (Table 4), or None. ``supported``: the interval lies
+    above 1; ``contradicted``: it lies below 1, or below the paper's ratio; ``not decided`` with
+    one seed (a single timing has no interval) or an interval around 1."""
+    r = time_ratio_across_seeds(method, other, level)
+    low, high = r["low"], r["high"]
+    if r["seeds"] < 2:
+        decided = direction = "not decided"
+        why = "one training seed: one timing per model gives no interval"
+    else:
+        direction = "supported" if low > 1 else "contradicted" if high < 1 else "not decided"
+        if high < 1:
+            decided, why = "contradicted", f"{claim.method} trains slower: the interval lies below 1"
+        elif paper_effect is not None and paper_effect > 1 and high < paper_effect:
+            decided, why = "contradicted", f"the interval excludes the paper's ratio ({paper_effect:.2f}×)"
+        elif low > 1:
+            decided, why = "supported", "the interval lies above 1"
+        else:
+            decided, why = "not decided", "the interval contains 1"
+    return {"verdict": decided, "direction": direction, "why": why, "effect": r["ratio"], "ci_low": low, "ci_high": high,
+            "p_value": r["p"], "test": f"one-sample t-test of the log time ratio over {r['seeds']} seed(s); "
+                                      "geometric mean (Fleming & Wallace 1986)",
+            "detectable": r["detectable"], "seeds": r["seeds"], "inputs": float("nan"), "unit": "×"}
 
 
 # --- the claims --------------------------------------------------------------------------------------
@@ -147,6 +190,16 @@ register_claim(Claim(
     "figure2_autoattack_lam1_above_lam5", "ours at λ = 1 defends against AutoAttack better than at λ = 5",
     "Section 5, RQ4: 'the defence success rate also decreases by about a quarter when varying λ from 1 to 5'; "
     "Figure 2", "ablation", "defence_success_rate", "ours", ablated=("lam", 1.0, 5.0)))
+
+# Table 4 (Section 5, RQ3): 'compared to ... IBP and PRL, our method demonstrates significantly higher
+# training efficiency, being 21.93 and 2.89 times faster'. The paper's claim that ours costs about
+# what DA and adversarial training cost gives no margin to test "similar" against: not registered.
+for _other in ("prl", "ibp"):
+    register_claim(Claim(
+        f"table4_trains_faster_than_{_other}", f"ours trains faster than {_other}",
+        "Section 5, RQ3: 'compared to methods designed to certify robustness, i.e., IBP and PRL, our method "
+        "demonstrates significantly higher training efficiency, being 21.93 and 2.89 times faster'; Table 4",
+        "table4", "train_seconds", _other, kind="faster", paper_table=4))
 
 # The same claim asked like with like: DA scored by the vote ours predicts by (config ``vote: [da]``,
 # bench.training.voting); judged only in runs that have ``da_vote``. The paper has no such row.

@@ -186,9 +186,11 @@ def _claims_html(df: pd.DataFrame) -> str:
     rows = []
     for r in df.to_dict("records"):
         colour = VERDICT_COLOURS.get(r.get("verdict"), "")
-        effect = (f"{num(r.get('effect'))} <small>[{num(r.get('ci_low'))}, {num(r.get('ci_high'))}]</small>"
+        # a claim on training time is a ratio of times (Table 4), the others a difference in points
+        fmt, detect = ("{:.2f}×", "{:.2f}×") if r.get("unit") == "×" else ("{:+.2f}", "{:.1f}")
+        effect = (f"{num(r.get('effect'), fmt)} <small>[{num(r.get('ci_low'), fmt)}, {num(r.get('ci_high'), fmt)}]</small>"
                   if pd.notna(r.get("effect", float("nan"))) else "–")
-        paper = num(r.get("paper_effect"))
+        paper = num(r.get("paper_effect"), fmt)
         if paper != "–" and r.get("paper_dataset") != r.get("dataset"):
             paper += f" <small>({html.escape(str(r.get('paper_dataset')))})</small>"
         rows.append(
@@ -197,15 +199,18 @@ def _claims_html(df: pd.DataFrame) -> str:
             f"<td>{html.escape(str(r.get('procedure') or '–'))}</td>"
             f"<td style='background:{colour}'><b>{html.escape(str(r['verdict']))}</b><br>"
             f"<small>{html.escape(str(r.get('why', '')))}</small></td><td>{effect}</td>"
-            f"<td>{num(r.get('p_value'), '{:.2g}')}</td><td>{num(r.get('detectable'), '{:.1f}')}</td>"
+            f"<td>{num(r.get('p_value'), '{:.2g}')}</td><td>{num(r.get('detectable'), detect)}</td>"
             f"<td>{paper}</td><td style='text-align:left'><small>{html.escape(str(r.get('test', '') or ''))}</small></td></tr>")
     return ("<table class='sortable'><thead><tr><th>claim</th><th>dataset</th><th>procedure</th><th>verdict</th>"
-            "<th>effect (points) [95 % CI]</th><th>p</th><th>detectable at 80 % power (points)</th>"
+            "<th>effect (points; × for a ratio of training times) [95 % CI]</th><th>p</th>"
+            "<th>detectable at 80 % power</th>"
             "<th>paper's effect</th><th>test</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
             "<p class='note'>Verdicts: <b>supported</b>, the interval lies on the paper's side; <b>contradicted</b>, "
             "it excludes the paper's direction or, on a dataset the paper reports, its effect size; <b>not "
             "decided</b>, neither (the run is too small for the effect: see the detectable effect); <b>not "
-            "comparable</b>, the two methods are scored by different inference rules or attack targets. "
+            "comparable</b>, the two methods are scored by different inference rules or attack targets. A ratio of "
+            "training times is this run's machine's, beside the paper's ratio on its 2080 Ti; one seed gives it no "
+            "interval. "
             "The paper's effect on another dataset is shown for reference, not used.</p>")
 
 

@@ -2,18 +2,22 @@
 
 Reads the per-input outcomes of the jobs behind the tables the claims name (Table 1's, 2's and
 10's certifications, Table 3's attacks), pairs the two methods of each claim on the same inputs
-and seeds, and gives :func:`bench.paper.claims.verdict`. A claim the run cannot speak to (a method or
+and seeds, and gives :func:`bench.paper.claims.verdict`; Table 4's claims read each trained
+model's wall time (``model.json``) and give :func:`bench.paper.claims.timing_verdict`. A claim the run cannot speak to (a method or
 a table it does not have) has no row; a claim on an attack whose two methods are scored by
 different inference rules or attack targets gets ``not comparable``, never a number.
 Written as ``reports/<run>/claims.csv``; the report shows it right under its summary.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from bench.paper import paper_table
-from bench.paper.claims import CLAIMS, Claim, verdict
+from bench.paper.claims import CLAIMS, Claim, timing_verdict, verdict
 from bench.paths import ModelRun, Output, file_kind
 from bench.runs import ablation_runs
 from bench.tables.base import Table, certification_outcomes, enabled_tables, get_table, read_rows, register_table
@@ -50,7 +54,8 @@ class Claims(Table):
         by_table: dict[str, list[str]] = {}
         for p in paths:
             out = Output.parse(p)
-            table = "ablation" if out.model.ablation else out.name if out.kind == "certify_inputs" else "table3"
+            table = ("ablation" if out.model.ablation else out.name if out.kind == "certify_inputs"
+                     else "table4" if out.kind == "model" else "table3")
             by_table.setdefault(table, []).append(p)
         outcomes = {t: self._certified(t, ps) for t, ps in by_table.items() if t in SETTING_KEYS}
         attacks = self._attacked(by_table.get("table3", []))
@@ -60,6 +65,8 @@ class Claims(Table):
                 rows += self._judge_attack(claim, attacks, reference)
             elif claim.table == "ablation":
                 rows += self._judge_ablation(claim, self._ablated(by_table.get("ablation", [])), reference)
+            elif claim.table == "table4":
+                rows += self._judge_timing(claim, self._timed(by_table.get("table4", [])), reference)
             elif claim.table in outcomes:
                 rows += self._judge(claim, outcomes[claim.table], reference)
         return pd.DataFrame(rows)
@@ -97,6 +104,8 @@ class Claims(Table):
         values = table[table["dataset"] == dataset].set_index("method")
         if claim.metric not in values or claim.method not in values.index or claim.other not in values.index:
             return None
+        if claim.kind == "faster":  # a ratio of times: other / method
+            return float(values.at[claim.other, claim.metric] / values.at[claim.method, claim.metric])
         return float(values.at[claim.method, claim.metric] - values.at[claim.other, claim.metric])
 
     def _row(self, claim: Claim, dataset: str, procedure: str | None, reference: dict) -> dict:
@@ -155,6 +164,31 @@ class Claims(Table):
             row = {**self._row(claim, dataset, procedure, reference), "method": f"{method} {h}={first:g}",
                    "other": f"{method} {h}={second:g}", "paper_effect": None}
             rows.append({**row, **verdict(claim, ours, other, None)})
+        return rows
+
+    @staticmethod
+    def _timed(paths: list[str]) -> dict[tuple, dict[int, float]]:
+        """(dataset, method) -> {seed: training wall time, seconds} of the trained models (an
+        external checkpoint has no training time)."""
+        found: dict[tuple, dict[int, float]] = {}
+        for p in paths:
+            meta = json.loads(Path(p).read_text())
+            seconds = (meta.get("metrics") or {}).get("train_seconds")
+            if seconds is None or (meta.get("method") or {}).get("voted_from"):
+                continue
+            spec = meta["spec"]
+            found.setdefault((spec["dataset"], spec["method"]), {})[int(spec["seed"])] = float(seconds)
+        return found
+
+    def _judge_timing(self, claim: Claim, times: dict, reference: dict) -> list[dict]:
+        rows = []
+        for (dataset, method), ours in times.items():
+            other = times.get((dataset, claim.other))
+            if method != claim.method or other is None or not set(ours) & set(other):
+                continue
+            row = self._row(claim, dataset, None, reference)
+            same = row["paper_dataset"] == dataset
+            rows.append({**row, **timing_verdict(claim, ours, other, row["paper_effect"] if same else None)})
         return rows
 
     def _judge_attack(self, claim: Claim, attacks: dict, reference: dict) -> list[dict]:
