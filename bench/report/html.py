@@ -196,7 +196,7 @@ def _claims_html(df: pd.DataFrame) -> str:
         rows.append(
             f"<tr><td style='text-align:left' title='{html.escape(str(r.get('source', '')))}'>"
             f"{html.escape(str(r['statement']))}</td><td>{html.escape(str(r['dataset']))}</td>"
-            f"<td>{html.escape(str(r.get('procedure') or '–'))}</td>"
+            f"<td>{html.escape('–' if pd.isna(r.get('procedure')) or not r.get('procedure') else str(r['procedure']))}</td>"
             f"<td style='background:{colour}'><b>{html.escape(str(r['verdict']))}</b><br>"
             f"<small>{html.escape(str(r.get('why', '')))}</small></td><td>{effect}</td>"
             f"<td>{num(r.get('p_value'), '{:.2g}')}</td><td>{num(r.get('detectable'), detect)}</td>"

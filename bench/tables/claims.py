@@ -96,8 +96,9 @@ class Claims(Table):
 
     @staticmethod
     def _paper_effect(claim: Claim, dataset: str, reference: dict) -> float | None:
-        """The paper's method − other on ``dataset`` (only where the paper reports this dataset
-        itself: another dataset's effect is no yardstick for this one's)."""
+        """The paper's effect on ``dataset`` in the claim's own terms: method − other, the drop
+        other − method for "within", the ratio other / method for "faster" (used as a yardstick
+        only where the paper reports this dataset itself)."""
         if claim.paper_table is None:
             return None
         table = paper_table(claim.paper_table)
@@ -106,6 +107,8 @@ class Claims(Table):
             return None
         if claim.kind == "faster":  # a ratio of times: other / method
             return float(values.at[claim.other, claim.metric] / values.at[claim.method, claim.metric])
+        if claim.kind == "within":  # the drop other − method, as the claim's effect is
+            return float(values.at[claim.other, claim.metric] - values.at[claim.method, claim.metric])
         return float(values.at[claim.method, claim.metric] - values.at[claim.other, claim.metric])
 
     def _row(self, claim: Claim, dataset: str, procedure: str | None, reference: dict) -> dict:
