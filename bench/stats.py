@@ -14,7 +14,7 @@
 - :func:`paired_difference_interval`, :func:`detectable_difference`: the interval of a paired
   difference and the smallest difference a run can detect.
 - :func:`time_ratio_across_seeds`: how many times longer one method's training takes than
-  another's, over training seeds (the geometric mean of the per-seed ratios, with its t interval).
+  another's, over training seeds (the ratio of geometric means, with its Welch t interval).
 
 Rates are in percent throughout, as in the paper's tables.
 """
@@ -107,6 +107,7 @@ def paired_across_seeds(a: dict[int, Sequence[bool]], b: dict[int, Sequence[bool
     seed_var = float(diffs.var(ddof=1)) / S if S > 1 else 0.0
     input_var = float(per_input.var(ddof=1)) / n if n > 1 else 0.0
     se = float(np.sqrt(seed_var + input_var))
+    df = float("nan")
     if up + down == 0:  # no discordant input anywhere: bound |a − b| by the share's exact upper bound
         half = clopper_pearson(0, n, level)[1]
     else:
@@ -117,7 +118,7 @@ def paired_across_seeds(a: dict[int, Sequence[bool]], b: dict[int, Sequence[bool
     stands = low > 0 or high < 0
     limited = None if stands else "seeds" if p_inputs < 1 - level else "inputs"
     return {"seeds": S, "inputs": n, "a_rate": 100.0 * float(A.mean()), "b_rate": 100.0 * float(B.mean()),
-            "difference": effect, "per_seed_differences": diffs.tolist(), "se": se, "inputs_up": up,
+            "difference": effect, "per_seed_differences": diffs.tolist(), "se": se, "df": df, "inputs_up": up,
             "inputs_down": down, "p_inputs": p_inputs, "low": low, "high": high, "limited_by": limited}
 
 
@@ -165,19 +166,23 @@ def paired_difference_interval(a_only: int, b_only: int, n: int, level: float = 
 
 
 def detectable_difference(discordant: float | None, n: int | None, power: float = 0.8, alpha: float = 0.05,
-                          seeds: int | None = None, se: float | None = None) -> float:
+                          seeds: int | None = None, se: float | None = None, df: float | None = None) -> float:
     """The smallest difference of two paired rates (points) that a two-sided test at ``alpha``
     detects with probability ``power``.
 
     One seed: McNemar's test on ``n`` inputs of which a share ``discordant`` is discordant, by
     the normal approximation d ≈ (z₁₋α/₂ + z_power)·√(ψ/n) (Connor 1987, "Sample size for
     testing differences in proportions for the paired-sample design", Biometrics 43; the d² term
-    of the variance dropped, which makes it a little larger). Several seeds: (z₁₋α/₂ + z_power)
-    times the standard error ``se`` of :func:`paired_across_seeds` (NaN without one)."""
+    of the variance dropped, which makes it a little larger). Several seeds: (t₁₋α/₂ + t_power)
+    times the standard error ``se`` of :func:`paired_across_seeds`, the t quantiles at its
+    Welch–Satterthwaite ``df`` as its interval's (normal quantiles without one; NaN without ``se``)."""
     from scipy.stats import norm
+    from scipy.stats import t as student_t
 
     z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
     if seeds is not None:
+        if df is not None and np.isfinite(df):
+            z = student_t.ppf(1 - alpha / 2, df) + student_t.ppf(power, df)
         return float(z * se) if se else float("nan")
     if not n or discordant is None:
         return float("nan")
@@ -186,34 +191,35 @@ def detectable_difference(discordant: float | None, n: int | None, power: float 
 
 def time_ratio_across_seeds(a: dict[int, float], b: dict[int, float], level: float = LEVEL, power: float = 0.8
                             ) -> dict:
-    """How many times longer ``b`` takes than ``a`` (seconds by training seed ``s``: ``a[s]``,
-    ``b[s]``, each model's wall time on one machine): the geometric mean of the per-seed ratios
-    b[s]/a[s] (run times compare by ratios, summarised by their geometric mean: Fleming & Wallace
-    1986, "How not to lie with statistics: the correct way to summarize benchmark results", CACM
-    29), with the (``level``) t interval of the mean log ratio over seeds, the two-sided one-sample
-    t-test of log ratio 0 (``p``), and the smallest ratio above 1 that test detects with
-    ``power`` at the seeds' spread (``detectable``). With one seed there is no spread: the
-    ratio alone, NaN for the rest."""
+    """How many times longer ``b`` takes than ``a``, from each method's training seeds (seconds,
+    by seed: each model's wall time on one machine): the ratio of the two geometric means (run
+    times compare by ratios, summarised by their geometric mean: Fleming & Wallace 1986, "How not
+    to lie with statistics: the correct way to summarize benchmark results", CACM 29), with the
+    Welch t interval (``level``) of the difference of the mean log times, its two-sided test of
+    no difference (``p``), and the smallest ratio above 1 that test detects with ``power`` at the
+    seeds' spread (``detectable``). Unpaired: the same seed of two methods shares nothing that
+    sets a wall time. With fewer than two seeds of either method there is no spread: the ratio
+    alone, NaN for the rest."""
     from scipy.stats import t as student_t
 
-    seeds = sorted(set(a) & set(b))
-    if not seeds or any(not (a[s] > 0 and b[s] > 0) for s in seeds):
-        raise ValueError(f"both methods need positive times for a common seed: {a} vs {b}")
-    logs = np.log([b[s] / a[s] for s in seeds])
-    ratio = float(np.exp(logs.mean()))
-    nan = float("nan")
-    if len(seeds) < 2:
-        return {"ratio": ratio, "low": nan, "high": nan, "p": nan, "detectable": nan, "seeds": len(seeds)}
-    df = len(seeds) - 1
-    se = float(logs.std(ddof=1) / np.sqrt(len(seeds)))
+    if not a or not b or any(not (np.isfinite(v) and v > 0) for v in (*a.values(), *b.values())):
+        raise ValueError(f"both methods need positive times: {a} vs {b}")
+    la, lb = np.log(list(a.values())), np.log(list(b.values()))
+    diff = float(lb.mean() - la.mean())
+    ratio, nan = float(np.exp(diff)), float("nan")
+    seeds = min(len(la), len(lb))
+    if seeds < 2:
+        return {"ratio": ratio, "low": nan, "high": nan, "p": nan, "detectable": nan, "seeds": seeds}
+    va, vb = la.var(ddof=1) / len(la), lb.var(ddof=1) / len(lb)
+    se = float(np.sqrt(va + vb))
+    if se == 0:  # identical times within each method: the interval is the ratio itself
+        return {"ratio": ratio, "low": ratio, "high": ratio, "p": 0.0 if diff else 1.0, "detectable": nan,
+                "seeds": seeds}
+    df = se**4 / (va**2 / (len(la) - 1) + vb**2 / (len(lb) - 1))
     q = float(student_t.ppf(0.5 + level / 2, df))
-    if se == 0:  # identical ratios: the interval is the ratio itself
-        return {"ratio": ratio, "low": ratio, "high": ratio, "p": 0.0 if logs.mean() else 1.0, "detectable": nan,
-                "seeds": len(seeds)}
-    p = float(2 * student_t.sf(abs(logs.mean()) / se, df))
-    detect = float(np.exp((q + student_t.ppf(power, df)) * se))
-    return {"ratio": ratio, "low": float(np.exp(logs.mean() - q * se)), "high": float(np.exp(logs.mean() + q * se)),
-            "p": p, "detectable": detect, "seeds": len(seeds)}
+    return {"ratio": ratio, "low": float(np.exp(diff - q * se)), "high": float(np.exp(diff + q * se)),
+            "p": float(2 * student_t.sf(abs(diff) / se, df)),
+            "detectable": float(np.exp((q + student_t.ppf(power, df)) * se)), "seeds": seeds}
 
 
 def rate_columns(successes: pd.Series, inputs: pd.Series, level: float = LEVEL) -> pd.DataFrame:

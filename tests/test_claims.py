@@ -181,36 +181,37 @@ FASTER = Claim("t_faster", "a trains faster than b", "test", "table4", "train_se
 
 
 def test_a_time_ratio_over_seeds_by_hand():
-    """Ratios 2, 2.2, 1.8 of other / ours: log ratios' mean and sd, the t interval with 2 degrees
-    of freedom (t = 4.303), back on the ratio scale; the geometric mean 1.99."""
+    """ours 100, 110, 90 s and the other 200, 220, 180 s: the ratio of geometric means, the Welch
+    interval of the difference of mean log times (equal spreads: 4 degrees of freedom, t = 2.776),
+    back on the ratio scale. Only the direction is judged (the paper's ratio is another machine's)."""
     from scipy.stats import t as student_t
 
     from bench.paper.claims import timing_verdict
     from bench.stats import time_ratio_across_seeds
 
-    ours = {0: 100.0, 1: 100.0, 2: 100.0}
-    other = {0: 200.0, 1: 220.0, 2: 180.0}
-    logs = np.log([2.0, 2.2, 1.8])
-    se = logs.std(ddof=1) / np.sqrt(3)
+    ours = {0: 100.0, 1: 110.0, 2: 90.0}
+    other = {s: 2 * t for s, t in ours.items()}
+    la, lb = np.log(list(ours.values())), np.log(list(other.values()))
+    se = np.sqrt(la.var(ddof=1) / 3 + lb.var(ddof=1) / 3)
     r = time_ratio_across_seeds(ours, other)
-    assert r["ratio"] == pytest.approx(np.exp(logs.mean()))
-    assert r["low"] == pytest.approx(np.exp(logs.mean() - 4.302653 * se), rel=1e-5)
-    assert r["high"] == pytest.approx(np.exp(logs.mean() + 4.302653 * se), rel=1e-5)
-    assert r["p"] == pytest.approx(2 * student_t.sf(logs.mean() / se, 2))
-    assert timing_verdict(FASTER, ours, other)["verdict"] == "supported"
-    # the paper's PRL is 2.92 times ours (28,000 s against 9,600 s): an interval below it contradicts that size
-    paper = timing_verdict(FASTER, ours, other, paper_effect=28000 / 9600)
-    assert paper["verdict"] == "contradicted" and paper["direction"] == "supported" and paper["unit"] == "×"
+    assert r["ratio"] == pytest.approx(2.0)
+    assert r["low"] == pytest.approx(2.0 * np.exp(-2.776445 * se), rel=1e-5)
+    assert r["high"] == pytest.approx(2.0 * np.exp(2.776445 * se), rel=1e-5)
+    assert r["p"] == pytest.approx(2 * student_t.sf(np.log(2) / se, 4))
+    supported = timing_verdict(FASTER, ours, other)
+    assert supported["verdict"] == "supported" and supported["unit"] == "×"
     slower = timing_verdict(FASTER, other, ours)
     assert slower["verdict"] == "contradicted" and slower["ci_high"] < 1
     one = timing_verdict(FASTER, {0: 100.0}, {0: 300.0})  # a single timing: a ratio, no interval
     assert one["verdict"] == "not decided" and one["effect"] == pytest.approx(3.0) and np.isnan(one["ci_low"])
+    with pytest.raises(ValueError, match="positive times"):
+        time_ratio_across_seeds({0: 0.0}, {0: 1.0})
 
 
 def model_file(root, method: str, seed: int, seconds: float | None) -> str:
     path = root / ModelRun("t", "fashion_mnist", method, "convnet", seed).output("model")
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"spec": {"method": method, "dataset": "fashion_mnist", "arch": "convnet", "seed": seed}}
+    meta = {"spec": {"method": method, "dataset": "fashion_mnist", "arch": "convnet", "seed": seed}, "epochs": 2}
     if seconds is not None:
         meta["metrics"] = {"train_seconds": seconds}
     path.write_text(json.dumps(meta))
@@ -219,13 +220,13 @@ def model_file(root, method: str, seed: int, seconds: float | None) -> str:
 
 def test_the_claims_table_judges_training_time_from_the_models_files(tmp_path):
     paths = [model_file(tmp_path, m, s, t) for m, times in (("ours", [100, 110, 90]), ("prl", [105, 108, 96]))
-             for s, t in enumerate(times)]
+             for s, t in enumerate(times)] + [model_file(tmp_path, "erm", 0, 0.0)]  # no measurement: skipped
     df = get_table("claims").build(paths, {"paper_reference": {"fashion_mnist": "mnist"}})
     row = df.set_index("claim").loc["table4_trains_faster_than_prl"]
     assert row["unit"] == "×" and row["seeds"] == 3
     assert row["paper_effect"] == pytest.approx(28000 / 9600)  # the paper's MNIST ratio, shown for reference
-    assert row["effect"] == pytest.approx(np.exp(np.mean(np.log([105 / 100, 108 / 110, 96 / 90]))))
-    assert row["verdict"] == "not decided"  # about 1.03 times: the interval contains 1 (another dataset: no size)
+    assert row["effect"] == pytest.approx(np.exp(np.mean(np.log([105, 108, 96])) - np.mean(np.log([100, 110, 90]))))
+    assert row["verdict"] == "not decided"  # about 1.03 times: the interval contains 1
     page = _claims_html(df)
     assert "1.03×" in page and "<td>nan</td>" not in page  # a claim on time has no procedure: '–'
 
@@ -252,3 +253,17 @@ def test_the_papers_effect_is_in_the_claims_own_terms():
     assert Claims._paper_effect(within, "mnist", {}) == pytest.approx(99.37 - 99.32)
     assert Claims._paper_effect(get_claim("table4_trains_faster_than_prl"), "mnist", {}) == pytest.approx(28000 / 9600)
     assert Claims._paper_effect(get_claim("table1_cra_above_da"), "mnist", {}) == pytest.approx(96.80 - 84.12)
+
+
+def test_a_models_time_is_per_epoch(tmp_path):
+    """A method may train longer than the run (train.method_epochs: IBP 16 epochs against 4 in the
+    reference run): its time enters per epoch, so the ratio compares the methods' costs, not the
+    run's choice of epochs."""
+    from bench.tables.claims import Claims
+
+    path = model_file(tmp_path, "ibp", 0, 800.0)
+    meta = json.loads(open(path).read())
+    meta["epochs"] = 8
+    open(path, "w").write(json.dumps(meta))
+    assert Claims._timed([path, model_file(tmp_path, "ours", 0, 100.0)]) == {
+        ("fashion_mnist", "ibp"): {0: 100.0}, ("fashion_mnist", "ours"): {0: 50.0}}
