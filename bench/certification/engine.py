@@ -191,6 +191,10 @@ class Certifier:
         size = torch.minimum(earliest - drawn, geometric)
         return size.clamp(min=1).minimum(budget - drawn)
 
+    def progress_bar(self, n_inputs: int, enabled: bool = True) -> tqdm:
+        """The bar of :meth:`run` over the inputs decided (on stderr, gone when done)."""
+        return tqdm(total=n_inputs, desc=f"certify[{self.test.name}]", unit="input", disable=not enabled, leave=False)
+
     def run(self, n_inputs: int, draw: Draw, candidate: torch.Tensor | None = None,
             progress: bool | tqdm = True) -> CertifyResult:
         """Certify ``n_inputs`` inputs whose vicinity predictions come from ``draw``.
@@ -218,8 +222,7 @@ class Certifier:
         tested = torch.zeros(n_inputs, dtype=torch.long) if running else cand.clone()
         outcome = torch.full((n_inputs,), RUNNING, dtype=torch.long)
         total_drawn = 0
-        bar = progress if hasattr(progress, "update") else tqdm(
-            total=n_inputs, desc=f"certify[{test.name}]", unit="input", disable=not progress, leave=False)
+        bar = progress if hasattr(progress, "update") else self.progress_bar(n_inputs, progress)
         active = torch.arange(n_inputs)
         while len(active):
             sizes = self._round_sizes(drawn[active], count[active])
@@ -349,8 +352,7 @@ def certify_many(
         start, before = time.perf_counter(), tape.drawn
         # inputs are decided round by round, and a round can be most of the work: the bar also
         # counts the samples forwarded, batch by batch, so that a long round shows it is moving
-        bar = tqdm(total=len(images), desc=f"certify[{certifier.test.name}]", unit="input", disable=not progress,
-                   leave=False)
+        bar = certifier.progress_bar(len(images), progress)
         tape.on_forward = _forwards_on(bar, tape, before)
         try:
             result = certifier.run(len(images), tape.reader(), candidate=clean, progress=bar)
