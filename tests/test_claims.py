@@ -211,7 +211,8 @@ def test_a_time_ratio_over_seeds_by_hand():
 def model_file(root, method: str, seed: int, seconds: float | None) -> str:
     path = root / ModelRun("t", "fashion_mnist", method, "convnet", seed).output("model")
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"spec": {"method": method, "dataset": "fashion_mnist", "arch": "convnet", "seed": seed}, "epochs": 2}
+    meta = {"spec": {"method": method, "dataset": "fashion_mnist", "arch": "convnet", "seed": seed}, "epochs": 2,
+            "device": "cpu"}
     if seconds is not None:
         meta["metrics"] = {"train_seconds": seconds}
     path.write_text(json.dumps(meta))
@@ -265,5 +266,5 @@ def test_a_models_time_is_per_epoch(tmp_path):
     meta = json.loads(open(path).read())
     meta["epochs"] = 8
     open(path, "w").write(json.dumps(meta))
-    assert Claims._timed([path, model_file(tmp_path, "ours", 0, 100.0)]) == {
+    assert Claims._timed([path, model_file(tmp_path, "ours", 0, 100.0)], {}) == {
         ("fashion_mnist", "ibp"): {0: 100.0}, ("fashion_mnist", "ours"): {0: 50.0}}

@@ -10,9 +10,6 @@ Written as ``reports/<run>/claims.csv``; the report shows it right under its sum
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -67,7 +64,7 @@ class Claims(Table):
             elif claim.table == "ablation":
                 rows += self._judge_ablation(claim, self._ablated(by_table.get("ablation", [])), reference)
             elif claim.table == "table4":
-                rows += self._judge_timing(claim, self._timed(by_table.get("table4", [])), reference)
+                rows += self._judge_timing(claim, self._timed(by_table.get("table4", []), config), reference)
             elif claim.table in outcomes:
                 rows += self._judge(claim, outcomes[claim.table], reference)
         return pd.DataFrame(rows)
@@ -171,21 +168,18 @@ class Claims(Table):
         return rows
 
     @staticmethod
-    def _timed(paths: list[str]) -> dict[tuple, dict[int, float]]:
+    def _timed(paths: list[str], config: dict) -> dict[tuple, dict[int, float]]:
         """(dataset, method) -> {seed: training wall time per epoch, seconds} of the trained
-        models: per epoch, as a method may train longer than the run (``train.method_epochs``);
-        an external checkpoint has no training time, and a time that is not positive is no
-        measurement (skipped, not a failure of every claim)."""
+        models, as Table 4 reads them (an external checkpoint or a vote method has no training of
+        its own); per epoch, as a method may train longer than the run (``train.method_epochs``);
+        a time that is not positive is no measurement (skipped, not a failure of every claim)."""
+        frame = get_table("table4").build(paths, config) if paths else pd.DataFrame()
         found: dict[tuple, dict[int, float]] = {}
-        for p in paths:
-            meta = json.loads(Path(p).read_text())
-            seconds, epochs = (meta.get("metrics") or {}).get("train_seconds"), meta.get("epochs")
-            if seconds is None or not epochs or (meta.get("method") or {}).get("voted_from"):
+        for r in frame.to_dict("records"):
+            seconds, epochs = r["value"], r.get("epochs")
+            if r["metric"] != "train_seconds" or not epochs or not (np.isfinite(seconds) and seconds > 0):
                 continue
-            if not (np.isfinite(seconds) and seconds > 0):
-                continue
-            spec = meta["spec"]
-            found.setdefault((spec["dataset"], spec["method"]), {})[int(spec["seed"])] = float(seconds) / float(epochs)
+            found.setdefault((r["dataset"], r["method"]), {})[int(r["seed"])] = float(seconds) / float(epochs)
         return found
 
     def _judge_timing(self, claim: Claim, times: dict, reference: dict) -> list[dict]:
