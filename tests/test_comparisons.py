@@ -78,6 +78,17 @@ def test_an_attack_table_no_model_needs_builds_empty_and_the_report_says_so():
     assert "No rows" in _table_html(table, df, {})
 
 
+def test_an_adaptive_table_is_built_only_beside_its_table():
+    """An adaptive: block with tables: [1, 3] plans the adaptive AutoAttack on the vote (beside
+    Table 3) and no adaptive Table 9 attacks (the longest job of each voting model)."""
+    config = {"adaptive": {"attacks": ["EOTPGD"], "vote_samples": 4, "eot_iter": 20, "steps": 100}, "tables": [1, 3]}
+    assert get_table("table3_adaptive").enabled(config)
+    assert not get_table("table9_adaptive").enabled(config)
+    assert get_table("table9_adaptive").enabled({**config, "tables": [1, 3, 9]})
+    assert not get_table("table3_adaptive").enabled({**config, "tables": [1]})
+    assert not get_table("table3_adaptive").enabled({**config, "adaptive": None})
+
+
 def test_an_imported_model_beside_trained_ones_is_no_mix_of_code_versions():
     """Issue 25: every table of a run with a models: block warned that it mixes code versions,
     since an imported model's stamp is the import job's. Trained models are compared with each

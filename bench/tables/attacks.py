@@ -15,7 +15,7 @@ import pandas as pd
 from bench.paper import paper_table
 from bench.paths import ModelRun
 from bench.runs import attack_names, runs
-from bench.tables.base import MODEL_KEYS, SOURCE_KEYS, Table, read_rows, register_table
+from bench.tables.base import MODEL_KEYS, SOURCE_KEYS, Table, get_table, read_rows, register_table
 from bench.training import get_method
 
 __all__ = ["COMPARED", "AdaptiveAutoAttack", "AdaptiveAttacks", "AttackTable", "Table3", "Table9", "attack_outcomes"]
@@ -101,6 +101,11 @@ class Table9(AttackTable):
 
 class _Adaptive(AttackTable):
     config_key = "adaptive"
+
+    def enabled(self, config: dict) -> bool:
+        """With the adaptive block and the table it stands beside: a run without Table 9 runs no
+        adaptive Table 9 attacks (each the longest job of its model)."""
+        return super().enabled(config) and get_table(self.beside).enabled(config)
 
     def models(self, config, arch_of):
         return [r for r in runs(config, arch_of) if get_method(r["method"]).vote]
