@@ -103,11 +103,15 @@ def certify_files(root, method: str, hits: np.ndarray) -> str:
     return str(csv)
 
 
-def attack_file(root, method: str, inference: str, correct: np.ndarray) -> str:
-    path = root / ModelRun("t", "fashion_mnist", method, "convnet", 0).output("attack", "AutoAttack")
+def attack_file(root, method: str, inference: str, correct: np.ndarray, adaptive: bool = False) -> str:
+    """AutoAttack's outcomes as the attack job writes them: on the network (Table 3) or, with
+    ``adaptive``, its rand version on the vote (the job ``VoteAutoAttack``)."""
+    name = "VoteAutoAttack" if adaptive else "AutoAttack"
+    path = root / ModelRun("t", "fashion_mnist", method, "convnet", 0).output("attack", name)
     path.parent.mkdir(parents=True, exist_ok=True)
     row = {"method": method, "dataset": "fashion_mnist", "arch": "convnet", "seed": 0, "attack": "AutoAttack",
-           "label": "AutoAttack", "protocol": "paper", "inference": inference, "correct": correct.astype(int).tolist()}
+           "label": "AutoAttack", "protocol": "adaptive" if adaptive else "paper", "inference": inference,
+           "correct": correct.astype(int).tolist()}
     path.write_text(json.dumps({"rows": [row], "provenance": {}}))
     return str(path)
 
@@ -174,6 +178,24 @@ def test_figure2_claims_pair_the_ablations_models_and_da_vote_is_like_with_like(
     assert rows.loc["figure2_autoattack_lam1_above_lam5", "verdict"] == "contradicted"  # λ = 5 defends better here
     assert rows.loc["table3_autoattack_above_da_vote", "verdict"] == "supported"
     assert rows.loc["table3_autoattack_above_da", "verdict"] == "not comparable"
+
+
+def test_adaptive_claims_read_the_attack_on_the_vote_apart_from_the_attack_on_the_network(tmp_path):
+    """ours against da_vote and RS under AutoAttack on the vote (table3_adaptive) from the
+    VoteAutoAttack files only: the same models' outcomes under the paper's protocol (the attack on
+    the network) decide the Table 3 claims and never mix into the adaptive ones."""
+    strong, weak = pair(30, 5)
+    paths = [attack_file(tmp_path, "ours", "vote", strong), attack_file(tmp_path, "da_vote", "vote", weak),
+             attack_file(tmp_path, "ours", "vote", weak, adaptive=True),
+             attack_file(tmp_path, "da_vote", "vote", strong, adaptive=True),
+             attack_file(tmp_path, "rs", "vote", weak, adaptive=True)]
+    rows = get_table("claims").build(paths, {}).set_index("claim")
+    assert rows.loc["table3_autoattack_above_da_vote", "verdict"] == "supported"  # on the network: ours strong
+    adaptive = rows.loc["table3_adaptive_autoattack_above_da_vote"]
+    assert adaptive["verdict"] == "contradicted" and adaptive["effect"] < 0  # on the vote: da_vote strong
+    assert pd.isna(adaptive["paper_effect"])  # the paper has no adaptive row
+    assert rows.loc["table3_adaptive_autoattack_above_rs", "verdict"] == "not decided"  # the same outcomes
+    assert "table3_autoattack_above_rs" not in rows.index  # RS was attacked on the vote only here
 
 
 FASTER = Claim("t_faster", "a trains faster than b", "test", "table4", "train_seconds", "prl", kind="faster",

@@ -1,7 +1,7 @@
 """The paper's claims, judged on a run: one row per claim, dataset and procedure (bench.paper.claims).
 
 Reads the per-input outcomes of the jobs behind the tables the claims name (Table 1's, 2's and
-10's certifications, Table 3's attacks), pairs the two methods of each claim on the same inputs
+10's certifications, Table 3's AutoAttack on the network and its adaptive version on the vote), pairs the two methods of each claim on the same inputs
 and seeds, and gives :func:`bench.paper.claims.verdict`; Table 4's claims read each trained
 model's wall time (``model.json``) and give :func:`bench.paper.claims.timing_verdict`. A claim the run cannot speak to (a method or
 a table it does not have) has no row; a claim on an attack whose two methods are scored by
@@ -23,6 +23,9 @@ __all__ = ["Claims"]
 
 #: the certification tables' setting keys, as their per-input outcomes are keyed
 SETTING_KEYS = {"table1": [], "table2": ["vicinity"], "table10": []}
+#: the attack tables' claims read, by the attack output that holds their outcomes: AutoAttack on
+#: the network (Table 3, the paper's protocol) and its rand version on the vote (adaptive, EOT)
+ATTACK_TABLES = {"AutoAttack": "table3", "VoteAutoAttack": "table3_adaptive"}
 
 
 @register_table
@@ -53,14 +56,14 @@ class Claims(Table):
         for p in paths:
             out = Output.parse(p)
             table = ("table4" if out.kind == "model" else "ablation" if out.model.ablation
-                     else out.name if out.kind == "certify_inputs" else "table3")
+                     else out.name if out.kind == "certify_inputs" else ATTACK_TABLES[out.name])
             by_table.setdefault(table, []).append(p)
         outcomes = {t: self._certified(t, ps) for t, ps in by_table.items() if t in SETTING_KEYS}
-        attacks = self._attacked(by_table.get("table3", []))
+        attacks = {t: self._attacked(by_table.get(t, [])) for t in ATTACK_TABLES.values()}
         rows = []
         for claim in CLAIMS.values():
-            if claim.table == "table3":
-                rows += self._judge_attack(claim, attacks, reference)
+            if claim.table in attacks:
+                rows += self._judge_attack(claim, attacks[claim.table], reference)
             elif claim.table == "ablation":
                 rows += self._judge_ablation(claim, self._ablated(by_table.get("ablation", [])), reference)
             elif claim.table == "table4":
