@@ -290,3 +290,31 @@ def test_a_models_time_is_per_epoch(tmp_path):
     open(path, "w").write(json.dumps(meta))
     assert Claims._timed([path, model_file(tmp_path, "ours", 0, 100.0)], {}) == {
         ("fashion_mnist", "ibp"): {0: 100.0}, ("fashion_mnist", "ours"): {0: 50.0}}
+
+
+def test_the_reference_runs_known_behaviours_are_judged_as_claims(tmp_path, monkeypatch):
+    """benchmarks/reference_checks.py judges its comparisons by the claims' verdict: ours 30 / DA 5
+    inputs certified by one only (supported, the interval of verdict()), ours against ERM equal
+    (not shown)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "reference_checks", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_checks.py")
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    ours, da = pair(30, 5)
+    for method, hits in (("ours", ours), ("da", da), ("erm", ours)):
+        certify_files(tmp_path, method, hits)
+        model = tmp_path / ModelRun("t", "fashion_mnist", method, "convnet", 0).output("model")
+        model.write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    rows = checks.vicinal("t").set_index("behaviour")
+    above_da = rows.loc["ours above DA in certified robustness rate at the same n"]
+    expected = verdict(Claim("x", "x", "x", "table1", "certified_robust_accuracy", "da"), {0: ours}, {0: da})
+    assert above_da["holds"] and above_da["verdict"] == "supported"
+    assert (above_da["ci_low"], above_da["ci_high"], above_da["p_value"]) == pytest.approx(
+        (expected["ci_low"], expected["ci_high"], expected["p_value"]))
+    assert "only for ours: 30, only for DA: 5" in above_da["evidence"]
+    same = rows.loc["ours above ERM in certified robustness rate"]
+    assert not same["holds"] and same["verdict"] == "not decided"
