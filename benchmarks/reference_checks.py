@@ -15,7 +15,7 @@ test where two methods are compared on the same inputs, and whether it holds:
    AutoAttack's rand version on its vote than against AutoAttack on its network, as an attack
    that sees the defence is the stronger one (Athalye, Carlini & Wagner 2018; Tramèr et al. 2020).
 
-A comparison (2, 4) is a :class:`bench.paper.claims.Claim` judged by the claims' own
+A comparison (2, 4, 5) is a :class:`bench.paper.claims.Claim` judged by the claims' own
 :func:`bench.paper.claims.verdict` (the report's claims section): McNemar's exact test on the same
 inputs, the difference's exact 95 % interval and the smallest difference the run could detect; it
 holds where the verdict is *supported* (the interval lies above 0).
@@ -69,9 +69,12 @@ def _above(name_a: str, a: pd.Series, name_b: str, b: pd.Series, behaviour: str,
     """The row of "``a`` above ``b``" on the inputs of ``a``, judged as a claim is (``hit``: what a
     success is called in the evidence): both rates, the inputs only one gets right, and the
     verdict with the difference's interval (points), McNemar's exact p and the detectable effect."""
-    a, b = a.to_numpy(dtype=bool), b.reindex(a.index).to_numpy(dtype=bool)
+    b = b.reindex(a.index)
+    if b.isna().any():
+        raise ValueError(f"{behaviour}: {name_b} has no outcome for inputs {list(b.index[b.isna()])[:5]} of {name_a}")
+    a, b = a.to_numpy(dtype=bool), b.to_numpy(dtype=bool)
     claim = Claim(behaviour, behaviour, "the reference run's known behaviours", "table1" if hit == "certified" else "table3",
-                  "certified_robust_accuracy" if hit == "certified" else "defence_success_rate", name_b, method=name_a)
+                  "certified_robustness_rate" if hit == "certified" else "defence_success_rate", name_b, method=name_a)
     v = verdict(claim, {0: a}, {0: b})
     return {"behaviour": behaviour, "holds": v["verdict"] == "supported",
             "evidence": f"{_show(name_a, _rate(a))} vs {_show(name_b, _rate(b))}; {hit} only for {name_a}: "

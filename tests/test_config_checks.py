@@ -148,6 +148,17 @@ def test_a_bad_edit_is_refused_naming_key_value_and_allowed(case):
     assert re.search(expected, problems[0]), problems[0]
 
 
+def test_the_adaptive_attacks_need_a_radius_only_where_they_run():
+    """An adaptive: block takes the main vicinity's radius only where one of its tables (beside
+    Table 3 or 9) is built: without either, a vicinity with no radius is no problem of theirs."""
+    def no_radius(c):
+        c.update(methods=["ours", "erm"], tables=[1], masking=None, ablation=None, native=None)
+        c["vicinities"]["fashion_mnist"].update(main="rotate:10")
+    assert problems_of(edited("smoke", no_radius)) == []
+    with_table3 = problems_of(edited("smoke", lambda c: (no_radius(c), c.update(tables=[1, 3]))))
+    assert len(with_table3) == 1 and "Table 3, the adaptive attacks take" in with_table3[0]
+
+
 def test_every_problem_is_reported_at_once():
     def edit(c: dict) -> None:
         c["hparams"]["ours"]["n_sample"] = 8

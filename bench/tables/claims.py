@@ -56,8 +56,9 @@ class Claims(Table):
         for p in paths:
             out = Output.parse(p)
             table = ("table4" if out.kind == "model" else "ablation" if out.model.ablation
-                     else out.name if out.kind == "certify_inputs" else ATTACK_TABLES[out.name])
-            by_table.setdefault(table, []).append(p)
+                     else out.name if out.kind == "certify_inputs" else ATTACK_TABLES.get(out.name))
+            if table is not None:  # an attack no claim reads (a plugin's claim on Table 9, say)
+                by_table.setdefault(table, []).append(p)
         outcomes = {t: self._certified(t, ps) for t, ps in by_table.items() if t in SETTING_KEYS}
         attacks = {t: self._attacked(by_table.get(t, [])) for t in ATTACK_TABLES.values()}
         rows = []

@@ -381,7 +381,9 @@ def _radius_users(config: dict, run: list[str]) -> list[str]:
     users = [f"Table {t}" for t in (3, 9) if t in tables]
     if 11 in tables and 0 in (config["certify"].get("kappas") or []) and bounds:
         users.append("Table 11 at κ = 0 (IBP bounds)")
-    if config.get("adaptive") and any(cls.vote for cls in declared):
+    from bench.tables import get_table  # local: bench.tables imports pandas (the Snakefile's parse)
+
+    if any(cls.vote for cls in declared) and any(get_table(t).enabled(config) for t in ("table3_adaptive", "table9_adaptive")):
         users.append("the adaptive attacks")
     if config.get("native") and bounds:
         users.append("the native bounds")
