@@ -40,9 +40,8 @@ def methods(config: dict) -> list[str]:
     timm = str(config.get("arch", "paper")).startswith("timm:")
     external, votes = list(external_models(config)), list(voted(config))
     if chosen == "all":  # the registered methods, not what another config registered (an external, a vote)
-        return [k for k in available_methods() if k not in external and k not in votes
-                and not getattr(get_method(k), "external", None) and not getattr(get_method(k), "voted_from", None)
-                and (not timm or any_architecture(get_method(k).architectures))] + external + votes
+        return [k for k in available_methods()
+                if not timm or any_architecture(get_method(k).architectures)] + external + votes
     for key in chosen:
         cls = get_method(key)  # refuses unknown keys, listing the known
         if timm and not any_architecture(cls.architectures):

@@ -184,8 +184,11 @@ def test_vote_runs_are_their_methods_runs_and_only_the_attack_tables_score_them(
 
 def test_methods_all_leaves_out_what_another_config_registered():
     """A process that reads two configs (the estimate, a test session) keeps the first one's
-    external models and vote methods registered: ``methods: all`` of the second lists neither."""
+    external models and vote methods registered: ``methods: all`` of the second lists neither,
+    nor does the list of declared methods or the recipe table (docs/recipes.csv is the code's)."""
+    from bench.report.recipes import recipe_table
     from bench.runs import methods
+    from bench.training import available_methods
     from bench.training.external import register
 
     register({"models": [{"name": "elsewhere", "dataset": "fashion_mnist", "arch": "convnet", "weights": "w"}]})
@@ -193,6 +196,8 @@ def test_methods_all_leaves_out_what_another_config_registered():
     try:
         chosen = methods({"methods": "all", "arch": "paper"})
         assert "elsewhere" not in chosen and "da_vote" not in chosen and {"ours", "da", "erm"} <= set(chosen)
+        assert {"elsewhere", "da_vote"}.isdisjoint(available_methods()) and "da" in available_methods()
+        assert {"elsewhere", "da_vote"}.isdisjoint(recipe_table()["method"])
     finally:
         METHODS.remove("elsewhere")
         METHODS.remove("da_vote")

@@ -48,9 +48,13 @@ def load_plugin(spec: str) -> ModuleType:
 
 
 def available_methods() -> list[str]:
-    """Keys of all registered methods (the package ``methods`` plus loaded plugins)."""
+    """Keys of the declared methods (the package ``methods`` plus loaded plugins). Not the
+    methods a config derives (a vote of ``vote:``, a checkpoint of ``models:``): they are
+    registered when a config is read and stay in the process, so that a second config, a
+    recipe table or ``methods: all`` read here would otherwise inherit the first one's."""
     _discover()
-    return list(METHODS)
+    return [k for k, cls in METHODS.items()
+            if not getattr(cls, "voted_from", None) and not getattr(cls, "external", None)]
 
 
 def get_method(key: str) -> type[Method]:
