@@ -318,3 +318,35 @@ def test_the_reference_runs_known_behaviours_are_judged_as_claims(tmp_path, monk
     assert "only for ours: 30, only for DA: 5" in above_da["evidence"]
     same = rows.loc["ours above ERM in certified robustness rate"]
     assert not same["holds"] and same["verdict"] == "not decided"
+
+
+def test_the_reference_checks_of_the_votes(tmp_path, monkeypatch):
+    """Behaviours 5 and 6 of benchmarks/reference_checks.py from the attack jobs' outputs: ours'
+    vote attacked on the network and on the vote (right on 30 and 5 images only under the one),
+    and da_vote's vote against DA's argmax, both attacked on the network (the inference rule's
+    share of a Table 3 gap); a model without such outputs gives no row."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "reference_checks", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_checks.py")
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    network, vote = pair(30, 5)
+    attack_file(tmp_path, "ours", "vote", network)
+    attack_file(tmp_path, "ours", "vote", vote, adaptive=True)
+    attack_file(tmp_path, "da_vote", "vote", network)
+    attack_file(tmp_path, "da", "argmax", vote)
+    attack_file(tmp_path, "erm", "argmax", vote)
+    for method in ("ours", "da_vote", "da", "erm"):
+        (tmp_path / ModelRun("t", "fashion_mnist", method, "convnet", 0).output("model")).write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    rows = checks.votes("t").set_index("behaviour")
+    assert list(rows.index) == [
+        "ours's vote defends less against AutoAttack on the vote (adaptive) than on the network",
+        "da's vote defends more than its argmax against AutoAttack on the network"]
+    expected = verdict(Claim("x", "x", "x", "table3", "defence_success_rate", "da"), {0: network}, {0: vote})
+    for row in rows.itertuples():
+        assert row.holds and row.verdict == "supported"
+        assert (row.ci_low, row.ci_high, row.p_value) == pytest.approx(
+            (expected["ci_low"], expected["ci_high"], expected["p_value"]))
+    assert "right only for da_vote (vote): 30, only for da (argmax): 5" in rows.iloc[1]["evidence"]
