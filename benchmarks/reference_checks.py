@@ -88,6 +88,11 @@ def _above(name_a: str, a: pd.Series, name_b: str, b: pd.Series, behaviour: str,
             "p_value": v["p_value"], **{k: v[k] for k in ("verdict", "effect", "ci_low", "ci_high", "detectable")}}
 
 
+def _autoattack(model: ModelRun, name: str = "AutoAttack") -> pd.Series:
+    """Which attacked images ``model`` still classifies correctly under the attack job ``name``."""
+    return pd.Series(json.loads(Path(model.output("attack", name)).read_text())["rows"][0]["correct"])
+
+
 def vicinal(run: str, dataset: str = "fashion_mnist") -> pd.DataFrame:
     """``ours`` above DA, ``ours`` above ERM, DA above ERM in certified robustness rate."""
     models = _models(run, dataset)
@@ -100,15 +105,12 @@ def vicinal(run: str, dataset: str = "fashion_mnist") -> pd.DataFrame:
 def checks(run: str, reports: Path, dataset: str = "fashion_mnist") -> pd.DataFrame:
     models = _models(run, dataset)
 
-    def autoattack(method: str, name: str = "AutoAttack") -> pd.Series:
-        return pd.Series(json.loads(Path(models[method].output("attack", name)).read_text())["rows"][0]["correct"])
-
     rows = []
-    erm = _rate(autoattack("erm"))
+    erm = _rate(_autoattack(models["erm"]))
     rows.append({"behaviour": "ERM near 0 % under AutoAttack (L∞ main budget)", "holds": erm[2] <= 15,
                  "evidence": _show("ERM", erm), "p_value": None})
     for m in ("pgdt", "trades", "mart"):
-        rows.append(_above(m.upper(), autoattack(m), "ERM", autoattack("erm"),
+        rows.append(_above(m.upper(), _autoattack(models[m]), "ERM", _autoattack(models["erm"]),
                            f"{m.upper()} far above ERM under AutoAttack", hit="right"))
     t1 = pd.read_csv(reports / "table1.csv")
     ibp_inputs = pd.read_csv(models["ibp"].output("certify_inputs", "table1"))
@@ -131,18 +133,15 @@ def votes(run: str, dataset: str = "fashion_mnist") -> pd.DataFrame:
     AutoAttack on the network, the inference rule's share of a Table 3 gap under the paper's protocol."""
     models = _models(run, dataset)
 
-    def autoattack(method: str, name: str = "AutoAttack") -> pd.Series:
-        return pd.Series(json.loads(Path(models[method].output("attack", name)).read_text())["rows"][0]["correct"])
-
     rows = []
     for m in sorted(m for m in models if Path(models[m].output("attack", "VoteAutoAttack")).exists()):
-        rows.append(_above(f"{m} (attack on the network)", autoattack(m), f"{m} (attack on the vote)",
-                           autoattack(m, "VoteAutoAttack"),
+        rows.append(_above(f"{m} (attack on the network)", _autoattack(models[m]), f"{m} (attack on the vote)",
+                           _autoattack(models[m], "VoteAutoAttack"),
                            f"{m}'s vote defends less against AutoAttack on the vote (adaptive) than on the network",
                            hit="right"))
     for m in sorted(m for m in models if m.endswith(SUFFIX) and m.removesuffix(SUFFIX) in models):
         base = m.removesuffix(SUFFIX)
-        rows.append(_above(f"{m} (vote)", autoattack(m), f"{base} (argmax)", autoattack(base),
+        rows.append(_above(f"{m} (vote)", _autoattack(models[m]), f"{base} (argmax)", _autoattack(models[base]),
                            f"{base}'s vote defends more than its argmax against AutoAttack on the network",
                            hit="right"))
     return pd.DataFrame(rows)

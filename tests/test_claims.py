@@ -293,16 +293,22 @@ def test_a_models_time_is_per_epoch(tmp_path):
         ("fashion_mnist", "ibp"): {0: 100.0}, ("fashion_mnist", "ours"): {0: 50.0}}
 
 
-def test_the_reference_runs_known_behaviours_are_judged_as_claims(tmp_path, monkeypatch):
-    """benchmarks/reference_checks.py judges its comparisons by the claims' verdict: ours 30 / DA 5
-    inputs certified by one only (supported, the interval of verdict()), ours against ERM equal
-    (not shown)."""
+def reference_checks():
+    """benchmarks/reference_checks.py as a module (a script, not in a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
         "reference_checks", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_checks.py")
-    checks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(checks)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reference_runs_known_behaviours_are_judged_as_claims(tmp_path, monkeypatch):
+    """benchmarks/reference_checks.py judges its comparisons by the claims' verdict: ours 30 / DA 5
+    inputs certified by one only (supported, the interval of verdict()), ours against ERM equal
+    (not shown)."""
+    checks = reference_checks()
     ours, da = pair(30, 5)
     for method, hits in (("ours", ours), ("da", da), ("erm", ours)):
         certify_files(tmp_path, method, hits)
@@ -325,12 +331,7 @@ def test_the_reference_checks_of_the_votes(tmp_path, monkeypatch):
     vote attacked on the network and on the vote (right on 30 and 5 images only under the one),
     and da_vote's vote against DA's argmax, both attacked on the network (the inference rule's
     share of a Table 3 gap); a model without such outputs gives no row."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "reference_checks", Path(__file__).resolve().parents[1] / "benchmarks" / "reference_checks.py")
-    checks = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(checks)
+    checks = reference_checks()
     network, vote = pair(30, 5)
     attack_file(tmp_path, "ours", "vote", network)
     attack_file(tmp_path, "ours", "vote", vote, adaptive=True)

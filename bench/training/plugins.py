@@ -50,8 +50,8 @@ def load_plugin(spec: str) -> ModuleType:
 def available_methods() -> list[str]:
     """Keys of the declared methods (the package ``methods`` plus loaded plugins). Not the
     methods a config derives (a vote of ``vote:``, a checkpoint of ``models:``): they are
-    registered when a config is read and stay in the process, so that a second config, a
-    recipe table or ``methods: all`` read here would otherwise inherit the first one's."""
+    registered when a config is read and stay in the process, where a second config's
+    ``methods: all`` or a recipe table would otherwise inherit the first config's."""
     _discover()
     return [k for k, cls in METHODS.items()
             if not getattr(cls, "voted_from", None) and not getattr(cls, "external", None)]
